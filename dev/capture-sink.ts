@@ -1,0 +1,154 @@
+// A local stand-in for PostHog's capture endpoint. It decodes exactly what posthog-js sends
+// (gzip, base64 or plain JSON; batch or single event; fetch or sendBeacon) and keeps it in
+// memory so tests and the demo can read what really arrived. It never forwards anything.
+import { gunzipSync } from 'node:zlib';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export interface ReceivedEvent {
+  api_key: string;
+  event: string;
+  properties: Record<string, unknown>;
+  /** Every top-level key of the event as it arrived (event, properties, uuid, timestamp, $set, …). */
+  raw: Record<string, unknown>;
+  /** What the browser itself said about the page (headers), so a scan can look for it in the payload. */
+  page: { origin?: string; referer?: string; userAgent?: string };
+}
+
+export interface RequestLogEntry {
+  method: string;
+  path: string;
+  /** The project key(s) the request carried, when it could be decoded. */
+  keys: string[];
+  error?: string;
+}
+
+export interface CaptureSink {
+  /** Node-style handler; answers false when the request is not the sink's. */
+  handle(req: IncomingMessage, res: ServerResponse): boolean;
+  events: ReceivedEvent[];
+  requests: RequestLogEntry[];
+}
+
+const CAPTURE_PATHS = ['/e/', '/i/v0/e/', '/batch/', '/capture/', '/track/'];
+
+/** Turns one request body into the list of events it carries. */
+export function decodeCaptureBody(query: URLSearchParams, body: Buffer): Record<string, unknown>[] {
+  let text: string;
+  const compression = query.get('compression');
+  if (compression === 'gzip-js' || compression === 'gzip' || (body[0] === 0x1f && body[1] === 0x8b)) {
+    text = gunzipSync(body).toString('utf8');
+  } else {
+    text = body.toString('utf8');
+    if (text.startsWith('data=')) {
+      const data = new URLSearchParams(text).get('data') ?? '';
+      text = compression === 'base64' ? Buffer.from(data, 'base64').toString('utf8') : data;
+    } else if (compression === 'base64') {
+      text = Buffer.from(text, 'base64').toString('utf8');
+    }
+  }
+  const parsed = JSON.parse(text) as unknown;
+  const list = Array.isArray(parsed) ? parsed : [parsed];
+  const events: Record<string, unknown>[] = [];
+  for (const item of list as Record<string, unknown>[]) {
+    if (Array.isArray(item.batch)) {
+      for (const e of item.batch as Record<string, unknown>[]) events.push({ api_key: item.api_key, ...e });
+    } else {
+      events.push(item);
+    }
+  }
+  return events;
+}
+
+export function createCaptureSink(): CaptureSink {
+  const events: ReceivedEvent[] = [];
+  const requests: RequestLogEntry[] = [];
+
+  function handle(req: IncomingMessage, res: ServerResponse): boolean {
+    const url = new URL(req.url ?? '/', 'http://sink');
+    const path = url.pathname;
+    const cors = {
+      'access-control-allow-origin': req.headers.origin ?? '*',
+      'access-control-allow-credentials': 'true',
+      'access-control-allow-headers': req.headers['access-control-request-headers'] ?? '*',
+      'access-control-allow-methods': 'GET, POST, DELETE, OPTIONS',
+    };
+    if (path.startsWith('/__sink/')) {
+      if (req.method === 'OPTIONS') {
+        res.writeHead(204, cors).end();
+      } else if (req.method === 'DELETE') {
+        events.length = 0;
+        requests.length = 0;
+        res.writeHead(204, cors).end();
+      } else {
+        // Filter by project key so parallel tests never see each other's traffic.
+        const key = url.searchParams.get('key');
+        const body = JSON.stringify({
+          events: key ? events.filter((e) => e.api_key === key) : events,
+          requests: key ? requests.filter((r) => r.keys.includes(key)) : requests,
+        });
+        res.writeHead(200, { ...cors, 'content-type': 'application/json', 'cache-control': 'no-store' }).end(body);
+      }
+      return true;
+    }
+    // Anything posthog-js could ask for: capture, flags, remote config, recordings, surveys.
+    const known = CAPTURE_PATHS.includes(path) || /^\/(flags|decide|s|array|static|api)\b/.test(path);
+    if (!known) return false;
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const entry: RequestLogEntry = { method: req.method ?? '', path, keys: [] };
+      if (req.method === 'POST' && CAPTURE_PATHS.includes(path)) {
+        try {
+          for (const e of decodeCaptureBody(url.searchParams, Buffer.concat(chunks))) {
+            const api_key = String(e.api_key ?? (e.properties as Record<string, unknown> | undefined)?.token ?? '');
+            if (!entry.keys.includes(api_key)) entry.keys.push(api_key);
+            const { api_key: _drop, ...raw } = e;
+            const page = { origin: req.headers.origin, referer: req.headers.referer, userAgent: req.headers['user-agent'] };
+            events.push({ api_key, event: String(e.event), properties: (e.properties ?? {}) as Record<string, unknown>, raw, page });
+          }
+        } catch (err) {
+          entry.error = String(err);
+        }
+      } else {
+        const token = url.searchParams.get('token') ?? url.searchParams.get('api_key');
+        if (token) entry.keys.push(token);
+      }
+      if (req.method !== 'OPTIONS') requests.push(entry);
+      res.writeHead(req.method === 'OPTIONS' ? 204 : 200, { ...cors, 'content-type': 'application/json' });
+      res.end(req.method === 'OPTIONS' ? undefined : '{"status":1}');
+    });
+    return true;
+  }
+
+  return { handle, events, requests };
+}
+
+/** Starts the sink as its own server (tests use a random port on 127.0.0.1). */
+export async function startCaptureSink(port = 0, host = '127.0.0.1'): Promise<{ url: string; sink: CaptureSink; close(): Promise<void> }> {
+  const sink = createCaptureSink();
+  const server = createServer((req, res) => {
+    if (!sink.handle(req, res)) res.writeHead(404).end();
+  });
+  await new Promise<void>((resolve) => server.listen(port, host, resolve));
+  const { port: actual } = server.address() as AddressInfo;
+  return {
+    url: `http://${host}:${actual}`,
+    sink,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+/** Vite plugin: the sink inside the dev server, same origin as the demo (`npm start`). */
+export function captureSinkPlugin(): { name: string; configureServer(server: { middlewares: { use(fn: (req: IncomingMessage, res: ServerResponse, next: () => void) => void): void } }): void } {
+  const sink = createCaptureSink();
+  return {
+    name: 'rerun-capture-sink',
+    configureServer(server) {
+      server.middlewares.use((req, res, next) => {
+        if (!sink.handle(req, res)) next();
+      });
+    },
+  };
+}

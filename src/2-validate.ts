@@ -1,0 +1,77 @@
+// Stage 2 — validate against the catalog. Bad input becomes a reason, never an exception:
+// an undeclared event or a wrongly typed value drops the event; an undeclared property is
+// removed and the removal is noted in the audit.
+import type { Recorded } from './1-record';
+import { parseSpec, type Catalog, type EventKind, type PropType } from './catalog';
+
+export type Value = boolean | number | string;
+
+export interface Valid {
+  kind: EventKind;
+  name: string;
+  props: Record<string, Value>;
+  time: Date;
+  /** Shown in the audit entry when the event is sent (e.g. removed properties). */
+  note?: string;
+}
+
+export type Validation = { ok: true; event: Valid } | { ok: false; reason: string };
+
+/** posthog-js would silently truncate longer strings; we refuse instead, so the audit stays exact. */
+export const MAX_STRING_LENGTH = 32_768;
+
+/** Values the module fills in when the event declares the property and the caller left it out. */
+export type AutoProps = Partial<Record<string, Value>>;
+
+export function validate(rec: Recorded, catalog: Catalog, auto: AutoProps): Validation {
+  const { name } = rec;
+  if (typeof name !== 'string') return fail('event name is not a string');
+  const spec = Object.hasOwn(catalog, name) ? catalog[name] : undefined;
+  if (!spec) return fail(`unknown event "${name.slice(0, 100)}" (not in the catalog)`);
+  if (rec.kind && rec.kind !== spec.kind) return fail(`"${name}" is a ${spec.kind} event, not ${rec.kind}`);
+  if (typeof rec.props !== 'object' || rec.props === null || Array.isArray(rec.props)) return fail('properties are not an object');
+
+  const props: Record<string, Value> = {};
+  const removed: string[] = [];
+  for (const [key, value] of Object.entries(rec.props)) {
+    if (value === null || value === undefined) continue; // "leave it out", as native's Option
+    const declared = Object.hasOwn(spec.props, key) ? spec.props[key] : undefined;
+    if (!declared) {
+      removed.push(key);
+      continue;
+    }
+    const { type } = parseSpec(declared);
+    const problem = typeProblem(value, type, rec.types?.[key]);
+    if (problem) return fail(`property "${key}" ${problem}`);
+    props[key] = value as Value;
+  }
+  for (const [key, declared] of Object.entries(spec.props)) {
+    const filled = auto[key];
+    if (!(key in props) && filled !== undefined) props[key] = filled;
+    if (!(key in props) && !parseSpec(declared).optional) return fail(`required property "${key}" is missing`);
+  }
+  const note = removed.length ? `removed undeclared properties: ${removed.map((k) => k.slice(0, 100)).join(', ')}` : undefined;
+  return { ok: true, event: { kind: spec.kind, name, props, time: rec.time, ...(note ? { note } : {}) } };
+}
+
+function typeProblem(value: unknown, type: PropType, explicit: PropType | undefined): string | undefined {
+  if (explicit && explicit !== type) return `is ${explicit}, declared ${type}`;
+  switch (type) {
+    case 'string':
+      if (typeof value !== 'string') return `must be a string, got ${typeof value}`;
+      if (value.length > MAX_STRING_LENGTH) return `is longer than ${MAX_STRING_LENGTH} characters`;
+      return undefined;
+    case 'bool':
+      return typeof value === 'boolean' ? undefined : `must be a boolean, got ${typeof value}`;
+    case 'integer':
+      // Native Integer is i64; beyond 2^53 a JS number cannot hold it exactly, so refuse.
+      return Number.isSafeInteger(value) ? undefined : 'must be a safe integer';
+    case 'float':
+      // NaN and Infinity are not JSON; native serde would fail on them too.
+      return typeof value === 'number' && Number.isFinite(value) ? undefined : 'must be a finite number';
+  }
+}
+
+function fail(reason: string): Validation {
+  return { ok: false, reason };
+}

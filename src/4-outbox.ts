@@ -1,0 +1,110 @@
+// Stage 4 — the outbox: where validated events wait for the next flush.
+//
+// Waiting is what makes opt-out immediate: an event sits here (not inside posthog-js, whose
+// queue our opt-out cannot reach) until the flush, and the flush asks the consent gate at the
+// very moment of hand-over, after every await. It is bounded: a full outbox drops new events
+// with a reason rather than growing or blocking the host.
+import type { ConsentState } from './3-consent-gate';
+import type { Valid } from './2-validate';
+
+export interface Outgoing extends Valid {
+  /** A UUID per event: posthog-js sends it as the event's uuid; the allow-list admits only these. */
+  uuid: string;
+  /** The native per-session counter, on Append events only. */
+  eventId?: number;
+}
+
+export interface Transport {
+  /** Hands events to the network, synchronously: once it returns they are out of our hands. */
+  send(events: Outgoing[]): void;
+}
+
+export interface OutboxDeps {
+  /** The consent gate (3-consent-gate.ts), asked at push and again at hand-over. */
+  consent(): ConsentState;
+  /** Loads the transport; resolves the error if it cannot be had. Called only when consent is on. */
+  loadTransport(): Promise<Transport | Error>;
+  dropped(event: Outgoing, reason: string): void;
+  intervalMs: number;
+}
+
+/** Events waiting at once, at most; past it new events are dropped ('outbox full'). */
+export const OUTBOX_CAPACITY = 500;
+
+export interface Outbox {
+  push(event: Outgoing): void;
+  /** Hands over what waits, if the gate says yes; resolves when the transport has it. */
+  flush(): Promise<void>;
+  /** Drops everything waiting, each with `reason`. */
+  discard(reason: string): void;
+  /** Arms the flush timer if anything waits (after consent turns on). */
+  schedule(): void;
+  close(): void;
+}
+
+export function createOutbox(deps: OutboxDeps): Outbox {
+  const queue: Outgoing[] = [];
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let transport: Transport | undefined;
+  let failure: Error | undefined;
+
+  const discard = (reason: string) => {
+    for (const e of queue.splice(0)) deps.dropped(e, reason);
+  };
+
+  /** The hand-over. Synchronous from the gate's answer to send(): nothing can change between. */
+  const handOver = (t: Transport | undefined) => {
+    const state = deps.consent();
+    if (!state.enabled) {
+      if (state.reason !== 'loading') discard(state.reason);
+      return;
+    }
+    if (!t) return discard(`transport unavailable (${failure?.message ?? 'not loaded'})`);
+    if (queue.length) t.send(queue.splice(0));
+  };
+
+  const flush = async () => {
+    clearTimeout(timer);
+    timer = undefined;
+    if (!queue.length) return;
+    if (!deps.consent().enabled) return handOver(undefined); // no transport fetch while off
+    if (!transport) {
+      const loaded = await deps.loadTransport();
+      if (loaded instanceof Error) failure = loaded;
+      else transport = loaded;
+    }
+    handOver(transport);
+  };
+
+  const schedule = () => {
+    if (timer === undefined && queue.length && deps.consent().enabled) {
+      timer = setTimeout(() => void flush(), deps.intervalMs);
+    }
+  };
+
+  // The page is going away: hand over now if the transport is already here (posthog-js then
+  // uses a keepalive request). Without a loaded transport, nothing can leave synchronously.
+  const onHide = (e: Event) => {
+    if (transport && (e.type === 'pagehide' || document.visibilityState === 'hidden')) handOver(transport);
+  };
+  globalThis.addEventListener?.('visibilitychange', onHide);
+  globalThis.addEventListener?.('pagehide', onHide);
+
+  return {
+    push(event) {
+      const state = deps.consent();
+      if (!state.enabled && state.reason !== 'loading') return deps.dropped(event, state.reason);
+      if (queue.length >= OUTBOX_CAPACITY) return deps.dropped(event, 'outbox full');
+      queue.push(event);
+      schedule();
+    },
+    flush,
+    discard,
+    schedule,
+    close() {
+      clearTimeout(timer);
+      globalThis.removeEventListener?.('visibilitychange', onHide);
+      globalThis.removeEventListener?.('pagehide', onHide);
+    },
+  };
+}

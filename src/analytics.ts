@@ -1,0 +1,219 @@
+// createAnalytics(): wires the stages together. The data flow, one file per stage:
+//   1-record → 2-validate → 3-consent-gate → 4-outbox → 5-allow-list → 6-transport → 7-audit
+// Nothing here throws into the host after option validation, and nothing blocks it.
+import { nanoid } from 'nanoid';
+import { fromRecord, type Recorded } from './1-record';
+import { validate } from './2-validate';
+import { decide, type ConsentFacts, type ConsentState } from './3-consent-gate';
+import { createOutbox, type Outgoing } from './4-outbox';
+import { wireName } from './5-allow-list';
+import { loadTransport } from './6-transport';
+import { createAudit, type AuditEntry } from './7-audit';
+import { CATALOG, type CatalogEventName, type PropsOf } from './catalog';
+import { disclosure } from './disclosure';
+import { resolveOptions, type AnalyticsOptions } from './options';
+import { readSignals } from './signals';
+import { forgetLegacy, newAnalyticsId, openConfigStore, type Metadata, type StoredConfig } from './store';
+
+export type AnalyticsState = ConsentState;
+
+export interface ConfigSnapshot {
+  analyticsId: string;
+  sessionId: string;
+  enabled: boolean;
+  reason: string;
+  metadata: Metadata;
+  storage: 'indexeddb' | 'unavailable';
+}
+
+type LooseProps = Record<string, boolean | number | string | null | undefined>;
+
+export interface Analytics {
+  /** Resolves once the stored config is loaded (or found unusable). Never rejects. */
+  readonly ready: Promise<void>;
+  /** Records an event of the catalog. Never throws: bad input becomes a 'dropped' audit entry. */
+  record<N extends CatalogEventName>(name: N, props?: PropsOf<N>): void;
+  record(name: string, props?: LooseProps): void;
+  isEnabled(): boolean;
+  /** Persists the user's choice and applies it at once. */
+  setEnabled(enabled: boolean): Promise<void>;
+  enable(): Promise<void>;
+  disable(): Promise<void>;
+  /** Called on every change of the effective state, from any cause. Returns an unsubscribe. */
+  subscribe(listener: (state: AnalyticsState) => void): () => void;
+  config(): Promise<ConfigSnapshot>;
+  /** Oldest first, at most `auditCapacity` entries. */
+  audit(): AuditEntry[];
+  /** New id, metadata wiped, pending events dropped; the user's choice is kept. */
+  clear(): Promise<void>;
+  setMetadata(props: Record<string, boolean | number | string>): Promise<void>;
+  /** Hands what is pending to the transport now (if consent allows). */
+  flush(): Promise<void>;
+  shutdown(): Promise<void>;
+  details(): string;
+}
+
+export function createAnalytics(options: AnalyticsOptions): Analytics {
+  const opts = resolveOptions(options); // the only throw: a programmer error at this call
+  const audit = createAudit(opts.auditCapacity);
+  const store = openConfigStore();
+  const sessionId = nanoid();
+  let eventCounter = 0;
+  let closed = false;
+  let stored: StoredConfig = { analyticsId: '', choice: 'unset', metadata: {} };
+  let storage: ConfigSnapshot['storage'] = 'indexeddb';
+  let choice: ConsentFacts['stored'] = 'loading';
+  const listeners = new Set<(s: AnalyticsState) => void>();
+
+  /** Everything the gate weighs, read now. */
+  const facts = (): ConsentFacts => ({ stored: choice, devBuild: opts.devBuild, force: opts.force, ...readSignals(), ...(opts.respectPrivacySignals ? {} : { privacySignal: false }) });
+  const consent = () => decide(facts());
+  let state = consent();
+
+  const dropped = (name: string, reason: string) => audit.add({ name, outcome: 'dropped', reason });
+
+  const outbox = createOutbox({
+    consent,
+    intervalMs: opts.flushIntervalMs,
+    dropped: (e: Outgoing, reason) => dropped(wireName(e), reason),
+    loadTransport: () =>
+      loadTransport({
+        projectKey: opts.projectKey,
+        apiHost: opts.apiHost,
+        audit,
+        identity: () => ({ distinctId: stored.analyticsId, sessionId }),
+        metadata: () => stored.metadata,
+      }).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err)))), // the outbox drops with this as reason
+  });
+
+  /** Re-decides after any change of facts; applies an "off" at once and tells subscribers. */
+  const refresh = () => {
+    const next = consent();
+    const changed = next.enabled !== state.enabled || next.reason !== state.reason;
+    state = next;
+    if (!next.enabled && next.reason !== 'loading') outbox.discard(next.reason);
+    if (next.enabled) outbox.schedule();
+    if (changed) {
+      for (const listener of [...listeners]) {
+        try {
+          listener({ ...next });
+        } catch {
+          // a host's listener must not break the others, nor us
+        }
+      }
+    }
+  };
+
+  const ready: Promise<void> = store.load().then(
+    (config) => {
+      stored = config;
+      choice = config.choice;
+    },
+    () => {
+      storage = 'unavailable';
+      choice = 'unreadable'; // fail closed: we cannot know what the user chose
+      stored = { ...stored, analyticsId: newAnalyticsId() };
+    },
+  ).then(refresh);
+
+  /** Writes a change; the in-memory copy is updated first so it applies even if storage fails. */
+  const persist = async (change: (c: StoredConfig) => StoredConfig) => {
+    stored = change(stored);
+    if (storage === 'unavailable') return;
+    try {
+      stored = await store.change(change);
+    } catch {
+      // keep the in-memory value for this page; the next start reads storage again
+    }
+  };
+
+  const accept = (rec: Recorded) => {
+    const result = validate(rec, CATALOG, { app_env: opts.appEnv });
+    if (!result.ok) return dropped(typeof rec.name === 'string' ? rec.name.slice(0, 100) : '(no name)', result.reason);
+    const e = result.event;
+    outbox.push({ ...e, uuid: uuid4(), ...(e.kind === 'Append' ? { eventId: ++eventCounter } : {}) });
+  };
+
+  const setEnabled = async (enabled: boolean) => {
+    await ready;
+    const on = enabled === true; // when unsure, off
+    if (choice !== 'unreadable') choice = on ? 'enabled' : 'disabled';
+    refresh(); // an opt-out discards pending events now, before the write
+    await persist((c) => ({ ...c, choice: on ? 'enabled' : 'disabled', choiceTime: new Date().toISOString() }));
+  };
+
+  const instance: Analytics = {
+    ready,
+    record(name: unknown, props?: unknown) {
+      try {
+        if (closed) return dropped(String(name).slice(0, 100), 'shut down');
+        accept(fromRecord(name, props));
+      } catch (err) {
+        dropped('(unknown)', `internal error: ${String(err).slice(0, 200)}`);
+      }
+    },
+    isEnabled: () => state.enabled,
+    setEnabled,
+    enable: () => setEnabled(true),
+    disable: () => setEnabled(false),
+    subscribe(listener) {
+      listeners.add(listener);
+      return () => void listeners.delete(listener);
+    },
+    async config() {
+      await ready;
+      return { analyticsId: stored.analyticsId, sessionId, enabled: state.enabled, reason: state.reason, metadata: { ...stored.metadata }, storage };
+    },
+    audit: () => audit.entries(),
+    async clear() {
+      await ready;
+      outbox.discard('cleared');
+      forgetLegacy();
+      await persist((c) => ({ ...c, analyticsId: newAnalyticsId(), metadata: {} }));
+    },
+    async setMetadata(props) {
+      await ready;
+      const clean: Metadata = {};
+      if (typeof props === 'object' && props !== null) {
+        for (const [k, v] of Object.entries(props)) {
+          if (typeof v === 'string' || typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v))) clean[k] = v;
+        }
+      }
+      await persist((c) => ({ ...c, metadata: { ...c.metadata, ...clean } }));
+    },
+    async flush() {
+      await ready;
+      await outbox.flush();
+    },
+    async shutdown() {
+      if (closed) return;
+      closed = true;
+      await ready;
+      await outbox.flush();
+      outbox.close();
+      listeners.clear();
+      if (opts.globalName && (globalThis as Record<string, unknown>)[opts.globalName] === instance) {
+        delete (globalThis as Record<string, unknown>)[opts.globalName];
+      }
+    },
+    details: () => disclosure(CATALOG, opts.globalName),
+  } as Analytics;
+
+  if (opts.globalName) {
+    try {
+      (globalThis as Record<string, unknown>)[opts.globalName] = instance;
+    } catch {
+      // a frozen global object: devtools access is a nicety, not worth failing for
+    }
+  }
+  return instance;
+}
+
+/** A v4 UUID from getRandomValues (crypto.randomUUID is missing outside secure contexts). */
+function uuid4(): string {
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  b[6] = (b[6]! & 0x0f) | 0x40;
+  b[8] = (b[8]! & 0x3f) | 0x80;
+  const h = Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}

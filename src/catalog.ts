@@ -1,0 +1,146 @@
+// The event catalog: every event this module may send, every property it may carry, and why.
+// This file is what a privacy reviewer reads. The same declarations drive the TypeScript types
+// of record(), the runtime validator (2-validate.ts), the allow-list (5-allow-list.ts) and the
+// disclosure text of details(). Anything not declared here is dropped before it can leave.
+//
+// Names and types match the native SDK's event list, so dashboards join both builds.
+// Property types: 'string' | 'integer' | 'float' | 'bool'; a trailing '?' marks a property that
+// is left out (never sent as null) when unknown.
+
+export type PropType = 'string' | 'integer' | 'float' | 'bool';
+export type PropSpec = PropType | `${PropType}?`;
+/** Append: an ordinary event. Identify: person properties as `$identify`. SetPersonProperties: `$set`. */
+export type EventKind = 'Append' | 'Identify' | 'SetPersonProperties';
+
+export interface EventSpec {
+  kind: EventKind;
+  /** One line on why this event is collected, shown to users by details(). */
+  why: string;
+  props: Readonly<Record<string, PropSpec>>;
+}
+
+export type Catalog = Readonly<Record<string, EventSpec>>;
+
+/** Build information of the viewer: which build people run, so regressions can be traced. */
+const BUILD_INFO = {
+  features: 'string',
+  git_hash: 'string',
+  rerun_version: 'string',
+  rust_version: 'string?',
+  llvm_version: 'string?',
+  target: 'string',
+  build_date: 'string',
+  debug: 'bool',
+  rerun_workspace: 'bool',
+} as const;
+
+/** Where the viewer runs: never a URL, only a hash of the root domain (see root-domain.ts). */
+const LOCATION = {
+  hashed_root_domain: 'string?',
+  rerun_url: 'string?', // full URL only on the project's own domain (rerun.io)
+} as const;
+
+export const CATALOG = {
+  $identify: {
+    kind: 'Identify',
+    why: 'Ties the anonymous id to the build the person runs (versions, target) and the metadata they opted in to share.',
+    props: { ...BUILD_INFO, python_version: 'string?' },
+  },
+  viewer_started: {
+    kind: 'Append',
+    why: 'Counts viewer starts and the graphics setups they run on, so rendering work goes where users are.',
+    props: {
+      app_env: 'string',
+      ...LOCATION,
+      is_docker: 'bool',
+      is_wsl: 'bool',
+      graphics_adapter_backend: 'string',
+      re_renderer_device_tier: 'string',
+      pixels_per_point: 'float',
+      native_pixels_per_point: 'float?',
+      zoom_factor: 'float',
+    },
+  },
+  open_recording: {
+    kind: 'Append',
+    why: 'Counts opened recordings by source and SDK version; user application and recording ids are hashed.',
+    props: {
+      app_env: 'string',
+      ...LOCATION,
+      application_id: 'string',
+      recording_id: 'string',
+      store_source: 'string',
+      store_version: 'string',
+      rust_version: 'string?',
+      llvm_version: 'string?',
+      python_version: 'string?',
+      app_id_starts_with_rerun_example: 'bool',
+      data_source: 'string?',
+    },
+  },
+  load_data_source: {
+    kind: 'Append',
+    why: 'Shows which kinds of data sources people load and whether loading starts, to find broken loaders.',
+    props: {
+      source_type: 'string',
+      file_extension: 'string?',
+      file_source: 'string?',
+      catalog_kind: 'string?',
+      started_successfully: 'bool',
+    },
+  },
+  'settings-opened': {
+    kind: 'Append',
+    why: 'Counts how often the settings panel is opened.',
+    props: {},
+  },
+  'help-button-clicked': {
+    kind: 'Append',
+    why: 'Shows whether the help button is found (the viewer sends it the first time only).',
+    props: {},
+  },
+  welcome_navigation: {
+    kind: 'Append',
+    why: 'Shows which welcome-screen cards people follow, to improve the first steps.',
+    props: {
+      card_type: 'string',
+      destination: 'string',
+      cta_cloud: 'bool',
+      is_logged_in: 'bool',
+      has_server: 'bool',
+      rerun_version: 'string',
+    },
+  },
+  'crash-panic': {
+    kind: 'Append',
+    why: 'Reports viewer crashes with an anonymised call stack, so they can be fixed.',
+    props: { ...BUILD_INFO, callstack: 'string', message: 'string?', file_line: 'string?' },
+  },
+  $set: {
+    kind: 'SetPersonProperties',
+    why: 'Links the person to their account, only after they explicitly log in.',
+    props: { email: 'string', organization_id: 'string' },
+  },
+} as const satisfies Catalog;
+
+export type CatalogEventName = keyof typeof CATALOG;
+
+type JsType<S> = S extends `string${string}` ? string : S extends `bool${string}` ? boolean : number;
+type RequiredKeys<P> = { [K in keyof P]: P[K] extends `${string}?` ? never : K }[keyof P];
+type OptionalKeys<P> = Exclude<keyof P, RequiredKeys<P>>;
+type PropsFrom<P> = { [K in RequiredKeys<P>]: JsType<P[K]> } & { [K in OptionalKeys<P>]?: JsType<P[K]> | null };
+/**
+ * The properties record() takes for a catalog event. Properties the module fills in itself
+ * (`app_env`, location) may be left out.
+ */
+export type PropsOf<N extends CatalogEventName> = Partial<Pick<PropsFrom<(typeof CATALOG)[N]['props']>, AutoFilled & keyof PropsFrom<(typeof CATALOG)[N]['props']>>> &
+  Omit<PropsFrom<(typeof CATALOG)[N]['props']>, AutoFilled>;
+
+/** Properties the module computes itself when the event declares them. */
+export type AutoFilled = 'app_env' | 'hashed_root_domain' | 'rerun_url';
+
+/** Parses a spec like 'float?' into its type and optional-ness. */
+export function parseSpec(spec: PropSpec): { type: PropType; optional: boolean } {
+  const optional = spec.endsWith('?');
+  return { type: (optional ? spec.slice(0, -1) : spec) as PropType, optional };
+}

@@ -1,0 +1,38 @@
+// details(): the plain-language disclosure. The event list is generated from the catalog,
+// so what users read can never drift from what the code sends.
+import { parseSpec, type Catalog } from './catalog';
+import { FIXED_PROPERTIES } from './5-allow-list';
+
+export function disclosure(catalog: Catalog, globalName: string | false): string {
+  const g = globalName || '<your analytics instance>';
+  const events = Object.entries(catalog).map(([name, spec]) => {
+    const props = Object.entries(spec.props).map(([k, s]) => {
+      const { type, optional } = parseSpec(s);
+      return `${k} (${type}${optional ? ', optional' : ''})`;
+    });
+    return `- ${name}: ${spec.why}\n    properties: ${props.length ? props.join(', ') : 'none'}`;
+  });
+  return [
+    'What this viewer collects, and why',
+    '',
+    'Anonymous usage events help the developers see which features are used, on which setups,',
+    'and where the viewer breaks. You are identified only by a random id made in your browser.',
+    '',
+    'Events that may be sent (nothing else can be: anything not listed is dropped):',
+    ...events,
+    '',
+    `Also on every event: ${FIXED_PROPERTIES.join(', ')}`,
+    '(the project key, the SDK name and version, a random event id, the random id, a random',
+    'per-page-load session id, a per-page-load counter, and a request not to look up your location).',
+    '',
+    'Never collected: page URLs (only a hash of the root domain; the full URL only on rerun.io),',
+    'your IP-derived location, cookies, referrer, user agent, screen size, clicks, page views,',
+    'session recordings, or the names of your recordings and applications (they are hashed).',
+    '',
+    `Opt out: the analytics toggle in the settings, or ${g}.disable() in the browser console.`,
+    'It applies at once, in every open tab, and is remembered. Global Privacy Control and',
+    'Do Not Track are honoured unless you enable analytics yourself.',
+    `See exactly what was sent and what was dropped: ${g}.audit()`,
+    `See your stored id and choice: await ${g}.config(); forget your id: ${g}.clear()`,
+  ].join('\n');
+}

@@ -1,0 +1,74 @@
+// createAnalytics() options. A programmer error here is the one place the module throws
+// (a TypeError at the call), so a typo like `forse: true` is caught in development, not
+// silently ignored in production.
+
+export interface AnalyticsOptions {
+  /** PostHog project API key (`phc_…`). Required. */
+  projectKey: string;
+  /** Where events go. Default: PostHog EU cloud. */
+  apiHost?: string;
+  /** Sent as `app_env` on events whose catalog entry has it. Default 'web_viewer'. */
+  appEnv?: string;
+  /** How long recorded events wait in the outbox before they are sent. Default 2000 ms. */
+  flushIntervalMs?: number;
+  /** Entries the audit ring buffer keeps. Default 200. */
+  auditCapacity?: number;
+  /** Name of the devtools global; false for none. Default 'rerunAnalytics'. */
+  globalName?: string | false;
+  /** Global Privacy Control / Do Not Track turn it off unless the user enabled it. Default true. */
+  respectPrivacySignals?: boolean;
+  /** The host says this is a dev build: off unless `force`. Default false. */
+  devBuild?: boolean;
+  /** Ignore automation / dev-build gating. Never overrides a user's opt-out or an embedder policy. */
+  force?: boolean;
+}
+
+export type ResolvedOptions = Required<AnalyticsOptions>;
+
+export const DEFAULTS: Omit<ResolvedOptions, 'projectKey'> = {
+  apiHost: 'https://eu.i.posthog.com',
+  appEnv: 'web_viewer',
+  flushIntervalMs: 2000,
+  auditCapacity: 200,
+  globalName: 'rerunAnalytics',
+  respectPrivacySignals: true,
+  devBuild: false,
+  force: false,
+};
+
+export function resolveOptions(options: AnalyticsOptions): ResolvedOptions {
+  if (typeof options !== 'object' || options === null) fail('options must be an object');
+  for (const key of Object.keys(options)) {
+    if (key !== 'projectKey' && !(key in DEFAULTS)) fail(`unknown option "${key}"`);
+  }
+  const o = { ...DEFAULTS, ...stripUndefined(options) } as ResolvedOptions;
+  if (typeof o.projectKey !== 'string' || !o.projectKey.trim()) fail('projectKey is required (your PostHog project API key)');
+  let host: URL | undefined;
+  try {
+    host = new URL(o.apiHost);
+  } catch {
+    // reported below
+  }
+  if (!host || (host.protocol !== 'https:' && host.protocol !== 'http:') || typeof o.apiHost !== 'string') {
+    fail(`apiHost must be an http(s) URL, got ${JSON.stringify(o.apiHost)}`);
+  }
+  o.apiHost = o.apiHost.replace(/\/+$/, '');
+  if (typeof o.appEnv !== 'string' || !o.appEnv) fail('appEnv must be a non-empty string');
+  if (typeof o.flushIntervalMs !== 'number' || !(o.flushIntervalMs > 0) || !Number.isFinite(o.flushIntervalMs)) {
+    fail(`flushIntervalMs must be a positive number, got ${String(o.flushIntervalMs)}`);
+  }
+  if (!Number.isSafeInteger(o.auditCapacity) || o.auditCapacity <= 0) fail(`auditCapacity must be a positive integer, got ${String(o.auditCapacity)}`);
+  if (o.globalName !== false && (typeof o.globalName !== 'string' || !o.globalName)) fail('globalName must be a non-empty string or false');
+  for (const key of ['respectPrivacySignals', 'devBuild', 'force'] as const) {
+    if (typeof o[key] !== 'boolean') fail(`${key} must be a boolean`);
+  }
+  return o;
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+function fail(message: string): never {
+  throw new TypeError(`createAnalytics: ${message}`);
+}

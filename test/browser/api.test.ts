@@ -1,0 +1,55 @@
+// The public surface: option errors throw a TypeError at the call; nothing else ever throws.
+import { describe, expect, test } from 'vitest';
+import { createAnalytics } from '../../src';
+import { sinkUrl, start } from './helpers';
+
+describe('createAnalytics options', () => {
+  test.each([
+    [{}, /projectKey is required/],
+    [{ projectKey: '  ' }, /projectKey is required/],
+    [{ projectKey: 'k', apiHost: 'not a url' }, /apiHost must be an http\(s\) URL/],
+    [{ projectKey: 'k', apiHost: 'ftp://x.example' }, /apiHost/],
+    [{ projectKey: 'k', flushIntervalMs: 0 }, /flushIntervalMs must be a positive number/],
+    [{ projectKey: 'k', flushIntervalMs: Number.POSITIVE_INFINITY }, /flushIntervalMs/],
+    [{ projectKey: 'k', auditCapacity: 1.5 }, /auditCapacity must be a positive integer/],
+    [{ projectKey: 'k', auditCapacity: -1 }, /auditCapacity/],
+    [{ projectKey: 'k', globalName: '' }, /globalName/],
+    [{ projectKey: 'k', force: 'yes' }, /force must be a boolean/],
+    [{ projectKey: 'k', forse: true }, /unknown option "forse"/],
+  ])('%o throws a TypeError', (options, message) => {
+    expect(() => createAnalytics(options as never)).toThrow(TypeError);
+    expect(() => createAnalytics(options as never)).toThrow(message);
+  });
+
+  test('defaults are applied and the global is installed (and removed on shutdown)', async () => {
+    const a = createAnalytics({ projectKey: 'phc_defaults', apiHost: sinkUrl, force: true });
+    expect((globalThis as Record<string, unknown>).rerunAnalytics).toBe(a);
+    await a.shutdown();
+    expect((globalThis as Record<string, unknown>).rerunAnalytics).toBeUndefined();
+  });
+});
+
+describe('never throws into the host', () => {
+  test('odd arguments and throwing listeners are absorbed', async () => {
+    const { a } = start();
+    const heard: boolean[] = [];
+    a.subscribe(() => {
+      throw new Error('host bug');
+    });
+    a.subscribe((s) => heard.push(s.enabled));
+    await a.ready;
+    await expect(a.setEnabled('no' as never)).resolves.toBeUndefined(); // not `true`: off
+    expect(a.isEnabled()).toBe(false);
+    await expect(a.setMetadata(null as never)).resolves.toBeUndefined();
+    await expect(a.setMetadata({ ok: 'x', bad: { nested: 1 } as never, nan: Number.NaN })).resolves.toBeUndefined();
+    expect((await a.config()).metadata).toEqual({ ok: 'x' });
+    expect(heard).toEqual([true, false]);
+  });
+
+  test('after shutdown, record() drops with a reason', async () => {
+    const { a } = start();
+    await a.shutdown();
+    a.record('settings-opened');
+    expect(a.audit().at(-1)).toMatchObject({ outcome: 'dropped', reason: 'shut down' });
+  });
+});

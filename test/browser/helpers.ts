@@ -1,0 +1,71 @@
+// Shared test helpers (browser side). Every test talks to the real capture endpoint and
+// isolates itself by a project key of its own.
+import { afterEach, beforeEach, inject } from 'vitest';
+import { commands } from 'vitest/browser';
+import { clear, createStore } from 'idb-keyval';
+import { createAnalytics, type Analytics, type AnalyticsOptions } from '../../src';
+import { DB_NAME, STORE_NAME } from '../../src/store';
+import type { ReceivedEvent, RequestLogEntry } from '../../dev/capture-sink';
+
+export const sinkUrl = inject('sinkUrl');
+
+export const newKey = () => `phc_test_${Math.random().toString(36).slice(2)}`;
+
+export async function received(key?: string): Promise<{ events: ReceivedEvent[]; requests: RequestLogEntry[] }> {
+  const res = await fetch(`${sinkUrl}/__sink/received${key ? `?key=${encodeURIComponent(key)}` : ''}`);
+  return res.json();
+}
+
+/** Polls until `ok` holds (or throws after `timeoutMs`, with the last value in the message). */
+export async function waitFor<T>(read: () => Promise<T> | T, ok: (v: T) => boolean, timeoutMs = 5000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  let last: T;
+  for (;;) {
+    last = await read();
+    if (ok(last)) return last;
+    if (Date.now() > end) throw new Error(`waitFor timed out; last value: ${JSON.stringify(last).slice(0, 2000)}`);
+    await sleep(25);
+  }
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Events for `key` once `count` have arrived. */
+export const arrived = (key: string, count: number) => waitFor(() => received(key), (r) => r.events.length >= count).then((r) => r.events);
+
+/** Wipes our IndexedDB record and localStorage: every test starts as a first visit. */
+export async function resetStorage() {
+  await clear(createStore(DB_NAME, STORE_NAME));
+  localStorage.clear();
+}
+
+const live: Analytics[] = [];
+
+/** An instance pointed at the sink, with a fast flush and `force` (the test browser is automated). */
+export function start(options: Partial<AnalyticsOptions> = {}) {
+  const key = options.projectKey ?? newKey();
+  const a = createAnalytics({ projectKey: key, apiHost: sinkUrl, flushIntervalMs: 50, globalName: false, force: true, ...options });
+  live.push(a);
+  return { a, key };
+}
+
+beforeEach(resetStorage);
+afterEach(async () => {
+  await Promise.all(live.splice(0).map((a) => a.shutdown()));
+});
+
+/** Typed wrappers around the page commands (test/page-commands.ts). */
+type PageCommands = {
+  openPage(path: string, initScript?: string): Promise<string>;
+  pageEval(id: string, expression: string): Promise<unknown>;
+  pageReload(id: string): Promise<void>;
+  pageRequests(id: string): Promise<string[]>;
+  contextCookies(): Promise<{ name: string; domain: string }[]>;
+  closePage(id: string): Promise<void>;
+};
+export const pages = commands as unknown as PageCommands;
+
+/** Opens the fixture host page in a new tab of this browser context. */
+export function openApp(key: string, extra = '', initScript?: string) {
+  return pages.openPage(`/test/fixtures/app.html?key=${key}&sink=${encodeURIComponent(sinkUrl)}${extra}`, initScript);
+}

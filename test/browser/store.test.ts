@@ -1,0 +1,104 @@
+// The stored config: a persistent anonymous id in IndexedDB, adopted from the old web build,
+// renewed by clear(), surviving a real page reload.
+import { describe, expect, test } from 'vitest';
+import { createStore, get } from 'idb-keyval';
+import { DB_NAME, LEGACY_KEY, STORE_NAME } from '../../src/store';
+import { arrived, openApp, pages, received, sleep, start, waitFor } from './helpers';
+
+const stored = () => get('config', createStore(DB_NAME, STORE_NAME));
+
+describe('anonymous id', () => {
+  test('a first start makes a nanoid and stores it in IndexedDB with the choice unset', async () => {
+    const { a } = start();
+    const { analyticsId } = await a.config();
+    expect(analyticsId).toMatch(/^[A-Za-z0-9_-]{21}$/);
+    expect(await stored()).toEqual({ analyticsId, choice: 'unset', metadata: {} });
+  });
+
+  test('the old web build\'s rerun_config id and metadata are adopted', async () => {
+    localStorage.setItem(LEGACY_KEY, JSON.stringify({ analytics_id: 'legacy-0123456789abcdef', metadata: { team: { String: 'vision' }, seats: { Integer: 3 }, beta: { Bool: true } } }));
+    const { a, key } = start();
+    expect(await a.config()).toMatchObject({ analyticsId: 'legacy-0123456789abcdef', metadata: { team: 'vision', seats: 3, beta: true } });
+    a.record('settings-opened');
+    const [e] = await arrived(key, 1);
+    expect(e!.properties.distinct_id).toBe('legacy-0123456789abcdef');
+  });
+
+  test.each([
+    ['an empty id', JSON.stringify({ analytics_id: '' })],
+    ['a non-string id', JSON.stringify({ analytics_id: 42 })],
+    ['malformed JSON', '{"analytics_id": '],
+  ])('%s in rerun_config is not adopted', async (_what, value) => {
+    localStorage.setItem(LEGACY_KEY, value);
+    const { a } = start();
+    expect((await a.config()).analyticsId).toMatch(/^[A-Za-z0-9_-]{21}$/);
+  });
+
+  test('an adopted id is kept once stored, even if rerun_config changes later', async () => {
+    localStorage.setItem(LEGACY_KEY, JSON.stringify({ analytics_id: 'first' }));
+    await start().a.ready;
+    localStorage.setItem(LEGACY_KEY, JSON.stringify({ analytics_id: 'second' }));
+    expect((await start().a.config()).analyticsId).toBe('first');
+  });
+
+  test('two instances starting at once agree on one id', async () => {
+    const ids = await Promise.all([start(), start(), start()].map(async ({ a }) => (await a.config()).analyticsId));
+    expect(new Set(ids).size).toBe(1);
+  });
+
+  test('clear() makes a new id, wipes metadata and pending events, keeps the choice', async () => {
+    localStorage.setItem(LEGACY_KEY, JSON.stringify({ analytics_id: 'legacy-id' }));
+    const { a, key } = start({ flushIntervalMs: 300 });
+    await a.setEnabled(true);
+    await a.setMetadata({ team: 'vision' });
+    const before = await a.config();
+    a.record('settings-opened'); // pending
+    await a.clear();
+    const after = await a.config();
+    expect(after.analyticsId).not.toBe(before.analyticsId);
+    expect(after.analyticsId).toMatch(/^[A-Za-z0-9_-]{21}$/);
+    expect(after.metadata).toEqual({});
+    expect(after.reason).toBe('user-opted-in');
+    expect(localStorage.getItem(LEGACY_KEY)).toBeNull(); // the old copy of the id is forgotten too
+    expect(await stored()).toMatchObject({ analyticsId: after.analyticsId, choice: 'enabled', metadata: {} });
+    expect(a.audit()).toMatchObject([{ name: 'settings-opened', outcome: 'dropped', reason: 'cleared' }]);
+    a.record('help-button-clicked');
+    const [e] = await arrived(key, 1);
+    expect(e!.event).toBe('help-button-clicked');
+    expect(e!.properties.distinct_id).toBe(after.analyticsId);
+  });
+});
+
+describe('real pages', () => {
+  test('the id survives a real page reload (and is shared by the origin)', async () => {
+    const { a } = start();
+    const { analyticsId } = await a.config();
+    const page = await openApp('phc_reload');
+    const first = (await pages.pageEval(page, 'analytics.config().then(c => c.analyticsId)')) as string;
+    await pages.pageReload(page);
+    const second = (await pages.pageEval(page, 'analytics.config().then(c => c.analyticsId)')) as string;
+    const sessions = await pages.pageEval(page, 'analytics.config().then(c => c.sessionId)');
+    await pages.closePage(page);
+    expect(first).toBe(analyticsId);
+    expect(second).toBe(analyticsId);
+    expect(sessions).not.toBe((await a.config()).sessionId);
+  });
+
+  test('the transport writes no cookie, no localStorage and no sessionStorage key', async () => {
+    const key = `phc_storage_${Date.now()}`;
+    const page = await openApp(key);
+    await pages.pageEval(page, `(async () => {
+      analytics.record('settings-opened');
+      analytics.record('$identify', { features: 'f', git_hash: 'g', rerun_version: 'v', target: 't', build_date: 'd', debug: false, rerun_workspace: false });
+      await analytics.flush();
+    })()`);
+    await waitFor(() => received(key), (r) => r.events.length === 2);
+    await sleep(200); // let anything posthog-js schedules after sending run too
+    const storage = await pages.pageEval(page, `({ cookie: document.cookie, local: Object.keys(localStorage), session: Object.keys(sessionStorage) })`);
+    const requests = await pages.pageRequests(page);
+    await pages.closePage(page);
+    expect(requests.some((u) => u.includes('posthog-js'))).toBe(true); // the transport did load
+    expect(storage).toEqual({ cookie: '', local: [], session: [] });
+    expect(await pages.contextCookies()).toEqual([]);
+  });
+});
