@@ -3,6 +3,7 @@
 import { describe, expect, test } from 'vitest';
 import { set, createStore } from 'idb-keyval';
 import { DB_NAME, STORE_NAME } from '../../src/store';
+import { OUTBOX_CAPACITY } from '../../src/4-outbox';
 import { arrived, received, sleep, start } from './helpers';
 import { SAMPLES } from './samples';
 
@@ -34,6 +35,18 @@ describe('events recorded before the stored choice is known', () => {
     await sleep(200);
     expect((await received(key)).requests).toHaveLength(0);
   });
+});
+
+test('the hold is bounded: past the outbox capacity, events are dropped as "outbox full"', async () => {
+  await storeChoice('disabled');
+  const { a, key } = start({ auditCapacity: 1000 });
+  for (let i = 0; i < OUTBOX_CAPACITY + 10; i++) a.record('settings-opened');
+  expect(a.audit().map((e) => e.reason)).toEqual(Array(10).fill('outbox full'));
+  await a.ready;
+  const reasons = a.audit().map((e) => e.reason);
+  expect(reasons).toEqual([...Array(10).fill('outbox full'), ...Array(OUTBOX_CAPACITY).fill('user-opted-out')]);
+  await sleep(100);
+  expect((await received(key)).requests).toHaveLength(0);
 });
 
 describe('opt-out is immediate', () => {
