@@ -21,9 +21,9 @@ const deps = ['posthog-js', 'idb-keyval', 'nanoid', '@noble/hashes'];
 
 export default defineConfig({
   plugins: [captureSinkPlugin()],
-  server: { host: '127.0.0.1', allowedHosts: ['rerun-lan.test'] },
+  server: { host: '127.0.0.1', allowedHosts: ['rerun-lan.test', 'app.rerun.io'] },
   // Pre-bundled up front: a mid-run re-optimisation would reload the test page.
-  optimizeDeps: { include: ['posthog-js/dist/module.slim.no-external.js', 'idb-keyval', 'nanoid', '@noble/hashes/sha2.js'] },
+  optimizeDeps: { include: ['posthog-js/dist/module.slim.no-external.js', 'idb-keyval', 'nanoid', '@noble/hashes/sha2.js', '@noble/hashes/utils.js'] },
   build: {
     lib: { entry: 'src/index.ts', formats: ['es'], fileName: 'index' },
     // Dependencies stay imports: the host's bundler dedupes them and splits posthog-js out.
@@ -67,8 +67,9 @@ export default defineConfig({
                   '--disable-sync',
                   '--no-first-run',
                   '--disable-quic',
-                  // A hostname that is not localhost: pages there are not a secure context.
-                  '--host-resolver-rules=MAP rerun-lan.test 127.0.0.1',
+                  // Hostnames for real pages of the test server: rerun-lan.test is plain http and
+                  // not localhost, so not a secure context; app.rerun.io is the project's domain.
+                  '--host-resolver-rules=MAP rerun-lan.test 127.0.0.1, MAP app.rerun.io 127.0.0.1',
                 ],
               },
             }),

@@ -2,9 +2,9 @@
 // an undeclared event or a wrongly typed value drops the event; an undeclared property is
 // removed and the removal is noted in the audit.
 import type { Recorded } from './1-record';
-import { parseSpec, type Catalog, type EventKind, type PropType } from './catalog';
+import { parseSpec, type Catalog, type EventKind, type PropType, type Value } from './catalog';
 
-export type Value = boolean | number | string;
+export type { Value };
 
 export interface Valid {
   kind: EventKind;
@@ -45,13 +45,16 @@ export function validate(rec: Recorded, catalog: Catalog, auto: AutoProps): Vali
     if (problem) return fail(`property "${key}" ${problem}`);
     props[key] = value as Value;
   }
-  for (const [key, declared] of Object.entries(spec.props)) {
+  for (const key of Object.keys(spec.props)) {
     const filled = auto[key];
     if (!(key in props) && filled !== undefined) props[key] = filled;
-    if (!(key in props) && !parseSpec(declared).optional) return fail(`required property "${key}" is missing`);
+  }
+  const final = spec.derive ? spec.derive.apply(props, rec.native === true) : props;
+  for (const [key, declared] of Object.entries(spec.props)) {
+    if (!(key in final) && !parseSpec(declared).optional) return fail(`required property "${key}" is missing`);
   }
   const note = removed.length ? `removed undeclared properties: ${removed.map((k) => k.slice(0, 100)).join(', ')}` : undefined;
-  return { ok: true, event: { kind: spec.kind, name, props, time: rec.time, ...(note ? { note } : {}) } };
+  return { ok: true, event: { kind: spec.kind, name, props: final, time: rec.time, ...(note ? { note } : {}) } };
 }
 
 function typeProblem(value: unknown, type: PropType, explicit: PropType | undefined): string | undefined {

@@ -2,16 +2,17 @@
 //   1-record → 2-validate → 3-consent-gate → 4-outbox → 5-allow-list → 6-transport → 7-audit
 // Nothing here throws into the host after option validation, and nothing blocks it.
 import { nanoid } from 'nanoid';
-import { fromRecord, type Recorded } from './1-record';
+import { fromNative, fromRecord, type Recorded } from './1-record';
 import { validate } from './2-validate';
 import { decide, type ConsentFacts, type ConsentState } from './3-consent-gate';
 import { createOutbox, type Outgoing } from './4-outbox';
 import { wireName } from './5-allow-list';
 import { loadTransport } from './6-transport';
 import { createAudit, type AuditEntry } from './7-audit';
-import { CATALOG, type CatalogEventName, type PropsOf } from './catalog';
+import { CATALOG, type BuiltInCatalog, type Catalog, type PropsFor } from './catalog';
 import { disclosure } from './disclosure';
 import { resolveOptions, type AnalyticsOptions } from './options';
+import { locationProps } from './root-domain';
 import { readSignals } from './signals';
 import { forgetLegacy, newAnalyticsId, openConfigStore, type Metadata, type StoredConfig } from './store';
 
@@ -28,12 +29,17 @@ export interface ConfigSnapshot {
 
 type LooseProps = Record<string, boolean | number | string | null | undefined>;
 
-export interface Analytics {
+export interface Analytics<C extends Catalog = BuiltInCatalog> {
   /** Resolves once the stored config is loaded (or found unusable). Never rejects. */
   readonly ready: Promise<void>;
-  /** Records an event of the catalog. Never throws: bad input becomes a 'dropped' audit entry. */
-  record<N extends CatalogEventName>(name: N, props?: PropsOf<N>): void;
-  record(name: string, props?: LooseProps): void;
+  /**
+   * Records an event of the catalog (names and properties autocomplete). Never throws: bad
+   * input becomes a 'dropped' audit entry. A name only known at run time is checked then.
+   */
+  record<N extends keyof C & string>(name: N, props?: PropsFor<C[N]>): void;
+  record<S extends string>(name: string extends S ? S : never, props?: LooseProps): void;
+  /** The native SDK's serde JSON of one event (string or object), e.g. from the viewer's WASM. */
+  recordNative(event: string | object): void;
   isEnabled(): boolean;
   /** Persists the user's choice and applies it at once. */
   setEnabled(enabled: boolean): Promise<void>;
@@ -53,8 +59,9 @@ export interface Analytics {
   details(): string;
 }
 
-export function createAnalytics(options: AnalyticsOptions): Analytics {
+export function createAnalytics<E extends Catalog = Record<never, never>>(options: AnalyticsOptions<E>): Analytics<BuiltInCatalog & E> {
   const opts = resolveOptions(options); // the only throw: a programmer error at this call
+  const catalog: Catalog = { ...CATALOG, ...opts.events };
   const audit = createAudit(opts.auditCapacity);
   const store = openConfigStore();
   const sessionId = nanoid();
@@ -128,7 +135,7 @@ export function createAnalytics(options: AnalyticsOptions): Analytics {
   };
 
   const accept = (rec: Recorded) => {
-    const result = validate(rec, CATALOG, { app_env: opts.appEnv });
+    const result = validate(rec, catalog, { app_env: opts.appEnv, ...locationProps(globalThis.location?.href ?? '') });
     if (!result.ok) return dropped(typeof rec.name === 'string' ? rec.name.slice(0, 100) : '(no name)', result.reason);
     const e = result.event;
     outbox.push({ ...e, uuid: uuid4(), ...(e.kind === 'Append' ? { eventId: ++eventCounter } : {}) });
@@ -142,15 +149,25 @@ export function createAnalytics(options: AnalyticsOptions): Analytics {
     await persist((c) => ({ ...c, choice: on ? 'enabled' : 'disabled', choiceTime: new Date().toISOString() }));
   };
 
-  const instance: Analytics = {
+  /** Runs a recording call; whatever goes wrong becomes an audit entry, never a throw. */
+  const guarded = (make: () => Recorded | string, fallbackName: () => string) => {
+    try {
+      if (closed) return dropped(fallbackName(), 'shut down');
+      const rec = make();
+      if (typeof rec === 'string') return dropped(fallbackName(), `malformed native event: ${rec}`);
+      accept(rec);
+    } catch (err) {
+      dropped('(unknown)', `internal error: ${String(err).slice(0, 200)}`);
+    }
+  };
+
+  const instance: Analytics<BuiltInCatalog & E> = {
     ready,
     record(name: unknown, props?: unknown) {
-      try {
-        if (closed) return dropped(String(name).slice(0, 100), 'shut down');
-        accept(fromRecord(name, props));
-      } catch (err) {
-        dropped('(unknown)', `internal error: ${String(err).slice(0, 200)}`);
-      }
+      guarded(() => fromRecord(name, props), () => String(name).slice(0, 100));
+    },
+    recordNative(event: unknown) {
+      guarded(() => fromNative(event), () => nativeName(event));
     },
     isEnabled: () => state.enabled,
     setEnabled,
@@ -196,8 +213,8 @@ export function createAnalytics(options: AnalyticsOptions): Analytics {
         delete (globalThis as Record<string, unknown>)[opts.globalName];
       }
     },
-    details: () => disclosure(CATALOG, opts.globalName),
-  } as Analytics;
+    details: () => disclosure(catalog, opts.globalName),
+  } as Analytics<BuiltInCatalog & E>;
 
   if (opts.globalName) {
     try {
@@ -207,6 +224,13 @@ export function createAnalytics(options: AnalyticsOptions): Analytics {
     }
   }
   return instance;
+}
+
+/** The event's name for the audit, if malformed native input has one at all. */
+function nativeName(event: unknown): string {
+  const m = typeof event === 'string' ? /"name"\s*:\s*"([^"]{1,100})"/.exec(event) : undefined;
+  const name = m ? m[1] : (event as { name?: unknown } | null)?.name;
+  return typeof name === 'string' ? name.slice(0, 100) : '(malformed)';
 }
 
 /** A v4 UUID from getRandomValues (crypto.randomUUID is missing outside secure contexts). */

@@ -7,6 +7,8 @@
 // Property types: 'string' | 'integer' | 'float' | 'bool'; a trailing '?' marks a property that
 // is left out (never sent as null) when unknown.
 
+import { hashed } from './hash';
+
 export type PropType = 'string' | 'integer' | 'float' | 'bool';
 export type PropSpec = PropType | `${PropType}?`;
 /** Append: an ordinary event. Identify: person properties as `$identify`. SetPersonProperties: `$set`. */
@@ -17,6 +19,16 @@ export interface EventSpec {
   /** One line on why this event is collected, shown to users by details(). */
   why: string;
   props: Readonly<Record<string, PropSpec>>;
+  /** A rule applied to the values before they leave, as the native SDK applies it; shown by details(). */
+  derive?: Derive;
+}
+
+export type Value = boolean | number | string;
+
+export interface Derive {
+  why: string;
+  /** `prehashed`: the values come from the native SDK (recordNative), which hashes before serialising. */
+  apply(props: Record<string, Value>, prehashed: boolean): Record<string, Value>;
 }
 
 export type Catalog = Readonly<Record<string, EventSpec>>;
@@ -33,6 +45,24 @@ const BUILD_INFO = {
   debug: 'bool',
   rerun_workspace: 'bool',
 } as const;
+
+/**
+ * Names users give their applications and recordings may say who they are or what they work
+ * on: they are hashed. The project's own examples (application id starting with
+ * "rerun_example") are sent in clear, and `app_id_starts_with_rerun_example` says which case.
+ */
+const USER_IDS: Derive = {
+  why: 'application_id and recording_id are hashed unless the application id starts with "rerun_example" (the project\'s own examples)',
+  apply(props, prehashed) {
+    if (typeof props.application_id !== 'string') return props;
+    const example = props.application_id.startsWith('rerun_example');
+    // Native hashes before it serialises; a value that is not a hash is hashed here anyway.
+    const hash = (v: Value | undefined) => (prehashed && typeof v === 'string' && /^[0-9a-f]{64}$/.test(v) ? v : hashed(String(v ?? '')));
+    return example
+      ? { ...props, app_id_starts_with_rerun_example: true }
+      : { ...props, application_id: hash(props.application_id), recording_id: hash(props.recording_id), app_id_starts_with_rerun_example: false };
+  },
+};
 
 /** Where the viewer runs: never a URL, only a hash of the root domain (see root-domain.ts). */
 const LOCATION = {
@@ -77,6 +107,7 @@ export const CATALOG = {
       app_id_starts_with_rerun_example: 'bool',
       data_source: 'string?',
     },
+    derive: USER_IDS,
   },
   load_data_source: {
     kind: 'Append',
@@ -124,20 +155,19 @@ export const CATALOG = {
 } as const satisfies Catalog;
 
 export type CatalogEventName = keyof typeof CATALOG;
+export type BuiltInCatalog = typeof CATALOG;
 
 type JsType<S> = S extends `string${string}` ? string : S extends `bool${string}` ? boolean : number;
 type RequiredKeys<P> = { [K in keyof P]: P[K] extends `${string}?` ? never : K }[keyof P];
 type OptionalKeys<P> = Exclude<keyof P, RequiredKeys<P>>;
 type PropsFrom<P> = { [K in RequiredKeys<P>]: JsType<P[K]> } & { [K in OptionalKeys<P>]?: JsType<P[K]> | null };
-/**
- * The properties record() takes for a catalog event. Properties the module fills in itself
- * (`app_env`, location) may be left out.
- */
-export type PropsOf<N extends CatalogEventName> = Partial<Pick<PropsFrom<(typeof CATALOG)[N]['props']>, AutoFilled & keyof PropsFrom<(typeof CATALOG)[N]['props']>>> &
-  Omit<PropsFrom<(typeof CATALOG)[N]['props']>, AutoFilled>;
+/** The properties record() takes for an event. Properties the module fills in itself may be left out. */
+export type PropsFor<S extends EventSpec> = Omit<PropsFrom<S['props']>, AutoFilled> &
+  Partial<Pick<PropsFrom<S['props']>, AutoFilled & keyof PropsFrom<S['props']>>>;
+export type PropsOf<N extends CatalogEventName> = PropsFor<BuiltInCatalog[N]>;
 
 /** Properties the module computes itself when the event declares them. */
-export type AutoFilled = 'app_env' | 'hashed_root_domain' | 'rerun_url';
+export type AutoFilled = 'app_env' | 'hashed_root_domain' | 'rerun_url' | 'app_id_starts_with_rerun_example';
 
 /** Parses a spec like 'float?' into its type and optional-ness. */
 export function parseSpec(spec: PropSpec): { type: PropType; optional: boolean } {

@@ -10,7 +10,8 @@ export function disclosure(catalog: Catalog, globalName: string | false): string
       const { type, optional } = parseSpec(s);
       return `${k} (${type}${optional ? ', optional' : ''})`;
     });
-    return `- ${name}: ${spec.why}\n    properties: ${props.length ? props.join(', ') : 'none'}`;
+    const rule = spec.derive ? `\n    before sending: ${spec.derive.why}` : '';
+    return `- ${name}: ${spec.why}\n    properties: ${props.length ? props.join(', ') : 'none'}${rule}`;
   });
   return [
     'What this viewer collects, and why',

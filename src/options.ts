@@ -1,8 +1,10 @@
 // createAnalytics() options. A programmer error here is the one place the module throws
 // (a TypeError at the call), so a typo like `forse: true` is caught in development, not
 // silently ignored in production.
+import { FIXED_PROPERTIES } from './5-allow-list';
+import { CATALOG, type Catalog } from './catalog';
 
-export interface AnalyticsOptions {
+export interface AnalyticsOptions<E extends Catalog = Catalog> {
   /** PostHog project API key (`phc_…`). Required. */
   projectKey: string;
   /** Where events go. Default: PostHog EU cloud. */
@@ -21,6 +23,11 @@ export interface AnalyticsOptions {
   devBuild?: boolean;
   /** Ignore automation / dev-build gating. Never overrides a user's opt-out or an embedder policy. */
   force?: boolean;
+  /**
+   * More events, declared like the catalog's (Append only: person properties are the audited
+   * catalog's alone). They are validated, allow-listed and disclosed exactly like built-in ones.
+   */
+  events?: E;
 }
 
 export type ResolvedOptions = Required<AnalyticsOptions>;
@@ -34,6 +41,7 @@ export const DEFAULTS: Omit<ResolvedOptions, 'projectKey'> = {
   respectPrivacySignals: true,
   devBuild: false,
   force: false,
+  events: {},
 };
 
 export function resolveOptions(options: AnalyticsOptions): ResolvedOptions {
@@ -62,7 +70,26 @@ export function resolveOptions(options: AnalyticsOptions): ResolvedOptions {
   for (const key of ['respectPrivacySignals', 'devBuild', 'force'] as const) {
     if (typeof o[key] !== 'boolean') fail(`${key} must be a boolean`);
   }
+  checkEvents(o.events);
   return o;
+}
+
+const SPEC = /^(string|integer|float|bool)\??$/;
+
+function checkEvents(events: unknown): void {
+  if (typeof events !== 'object' || events === null || Array.isArray(events)) fail('events must be an object of event declarations');
+  for (const [name, spec] of Object.entries(events as Record<string, Partial<Catalog[string]>>)) {
+    if (Object.hasOwn(CATALOG, name)) fail(`event "${name}" is already in the built-in catalog`);
+    if (!name || name.startsWith('$')) fail(`event name "${name}" is reserved`);
+    if (spec?.kind !== 'Append') fail(`event "${name}": kind must be 'Append'`);
+    if (typeof spec.why !== 'string' || !spec.why.trim()) fail(`event "${name}": say why it is collected ("why")`);
+    if (typeof spec.props !== 'object' || spec.props === null) fail(`event "${name}": props must be an object`);
+    for (const [prop, type] of Object.entries(spec.props)) {
+      if ((FIXED_PROPERTIES as readonly string[]).includes(prop) || prop.startsWith('$')) fail(`event "${name}": property "${prop}" is reserved`);
+      if (typeof type !== 'string' || !SPEC.test(type)) fail(`event "${name}": property "${prop}" has type ${JSON.stringify(type)}, not one of string, integer, float, bool (with ? if optional)`);
+    }
+    if (spec.derive !== undefined) fail(`event "${name}": derive is for the built-in catalog only`);
+  }
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {

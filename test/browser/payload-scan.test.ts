@@ -3,10 +3,11 @@
 import { expect, test } from 'vitest';
 import { CATALOG } from '../../src/catalog';
 import { FIXED_PROPERTIES } from '../../src/5-allow-list';
+import { OWN_DOMAIN, rootDomain } from '../../src/root-domain';
 import { received } from './helpers';
-import { TEST_METADATA_KEYS } from './samples';
+import { TEST_EVENTS, TEST_METADATA_KEYS } from './samples';
 
-const WIRE_NAMES = new Map(Object.entries(CATALOG).map(([name, spec]) => [spec.kind === 'Identify' ? '$identify' : spec.kind === 'SetPersonProperties' ? '$set' : name, spec]));
+const WIRE_NAMES = new Map(Object.entries({ ...CATALOG, ...TEST_EVENTS }).map(([name, spec]) => [spec.kind === 'Identify' ? '$identify' : spec.kind === 'SetPersonProperties' ? '$set' : name, spec]));
 
 function strings(value: unknown): string[] {
   if (typeof value === 'string') return [value];
@@ -46,7 +47,10 @@ test('every payload of the run: nothing outside the allow-list, nothing about th
       }
     }
     if (e.properties.$geoip_disable !== true) problems.push(`${e.event}: $geoip_disable missing`);
-    for (const s of strings(e.raw.properties)) {
+    // The one URL that may leave: the viewer's own, only on the project's domain.
+    const { rerun_url, ...rest } = e.properties;
+    if (rerun_url !== undefined && rootDomain(String(rerun_url)) !== OWN_DOMAIN) problems.push(`${e.event}: rerun_url ${String(rerun_url)}`);
+    for (const s of strings(rest)) {
       for (const fact of pageFacts) if (s.includes(fact)) problems.push(`${e.event}: value ${JSON.stringify(s).slice(0, 80)} contains ${fact}`);
     }
   }

@@ -38,3 +38,8 @@ export const SAMPLES = {
 
 /** Opt-in metadata keys the tests set: the payload scan admits them in `$identify`'s `$set`. */
 export const TEST_METADATA_KEYS = ['team', 'seats', 'beta'];
+
+/** Events the tests declare through the `events` option: the payload scan admits them too. */
+export const TEST_EVENTS = {
+  export_clicked: { kind: 'Append', why: 'Counts exports, to see whether the feature is used.', props: { format: 'string', rows: 'integer?' } },
+} as const;
