@@ -69,6 +69,18 @@ describe('anonymous id', () => {
   });
 });
 
+test('opt-in metadata is persisted and sent with the next page load\'s $identify', async () => {
+  const first = start();
+  await first.a.setMetadata({ team: 'vision' });
+  await first.a.setMetadata({ seats: 3 }); // merged, not replaced
+  const { a, key } = start();
+  expect((await a.config()).metadata).toEqual({ team: 'vision', seats: 3 });
+  expect(await stored()).toMatchObject({ metadata: { team: 'vision', seats: 3 } });
+  a.record('$identify', { features: 'f', git_hash: 'g', rerun_version: 'v', target: 't', build_date: 'd', debug: false, rerun_workspace: false });
+  const [e] = await arrived(key, 1);
+  expect(e!.properties.$set).toMatchObject({ team: 'vision', seats: 3, features: 'f' });
+});
+
 describe('real pages', () => {
   test('the id survives a real page reload (and is shared by the origin)', async () => {
     const { a } = start();
