@@ -1,5 +1,5 @@
 // The demo host page: the same calls a viewer makes, against the local capture sink.
-import { createAnalytics } from '../src/index.ts';
+import { createAnalytics, defineAnalyticsToggle } from '../src/index.ts';
 import { SAMPLES } from '../test/browser/samples.ts';
 
 const analytics = createAnalytics({
@@ -8,8 +8,9 @@ const analytics = createAnalytics({
   flushIntervalMs: 1000,
 });
 
+defineAnalyticsToggle(); // <rerun-analytics-toggle> binds to the rerunAnalytics global
+
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
-const toggle = $<HTMLInputElement>('toggle');
 const select = $<HTMLSelectElement>('event');
 
 for (const name of Object.keys(SAMPLES)) select.add(new Option(name, name));
@@ -21,10 +22,8 @@ $('record').onclick = () => analytics.record(select.value, { ...SAMPLES[select.v
 $('bad').onclick = () => analytics.record('load_data_source', { source_type: 42, secret_url: location.href } as never);
 $('flush').onclick = () => void analytics.flush();
 $('clear').onclick = () => void analytics.clear();
-toggle.onchange = () => void analytics.setEnabled(toggle.checked);
 
 const showState = () => {
-  toggle.checked = analytics.isEnabled();
   void analytics.config().then((c) => {
     $('state').textContent = ` — ${c.enabled ? 'on' : 'off'} (${c.reason})`;
     $('config').textContent = JSON.stringify(c, null, 2);

@@ -14,6 +14,7 @@ import { disclosure } from './disclosure';
 import { resolveOptions, type AnalyticsOptions } from './options';
 import { locationProps } from './root-domain';
 import { readSignals } from './signals';
+import { connectTabs, type Change } from './tabs';
 import { forgetLegacy, newAnalyticsId, openConfigStore, type Metadata, type StoredConfig } from './store';
 
 export type AnalyticsState = ConsentState;
@@ -50,6 +51,8 @@ export interface Analytics<C extends Catalog = BuiltInCatalog> {
   config(): Promise<ConfigSnapshot>;
   /** Oldest first, at most `auditCapacity` entries. */
   audit(): AuditEntry[];
+  /** The audit as a table in the console, for people in devtools. */
+  printAudit(): void;
   /** New id, metadata wiped, pending events dropped; the user's choice is kept. */
   clear(): Promise<void>;
   setMetadata(props: Record<string, boolean | number | string>): Promise<void>;
@@ -73,7 +76,17 @@ export function createAnalytics<E extends Catalog = Record<never, never>>(option
   const listeners = new Set<(s: AnalyticsState) => void>();
 
   /** Everything the gate weighs, read now. */
-  const facts = (): ConsentFacts => ({ stored: choice, devBuild: opts.devBuild, force: opts.force, ...readSignals(), ...(opts.respectPrivacySignals ? {} : { privacySignal: false }) });
+  const facts = (): ConsentFacts => {
+    const signals = readSignals();
+    return {
+      stored: choice,
+      devBuild: opts.devBuild,
+      force: opts.force,
+      automation: signals.automation,
+      privacySignal: opts.respectPrivacySignals && signals.privacySignal,
+      embedderForbids: opts.embedderPolicy === 'off' || signals.embedderForbids,
+    };
+  };
   const consent = () => decide(facts());
   let state = consent();
 
@@ -123,16 +136,38 @@ export function createAnalytics<E extends Catalog = Record<never, never>>(option
     },
   ).then(refresh);
 
-  /** Writes a change; the in-memory copy is updated first so it applies even if storage fails. */
-  const persist = async (change: (c: StoredConfig) => StoredConfig) => {
+  /**
+   * Writes a change, then tells the other tabs. The in-memory copy is updated first, so the
+   * change applies here even if storage fails.
+   */
+  const persist = async (kind: Change, change: (c: StoredConfig) => StoredConfig) => {
     stored = change(stored);
     if (storage === 'unavailable') return;
     try {
       stored = await store.change(change);
+      tabs.announce({ change: kind, choice: stored.choice });
     } catch {
       // keep the in-memory value for this page; the next start reads storage again
     }
   };
+
+  /** Another tab changed the stored config: an opt-out applies now, the rest after re-reading storage. */
+  const tabs = connectTabs(({ change, choice: announced }) => {
+    if (closed || storage === 'unavailable') return;
+    if (announced === 'disabled' && choice !== 'loading') {
+      choice = 'disabled';
+      refresh();
+    }
+    if (change === 'clear') outbox.discard('cleared'); // they were recorded under the old id
+    void ready
+      .then(() => store.load())
+      .then((config) => {
+        stored = config;
+        choice = config.choice;
+        refresh();
+      })
+      .catch(() => undefined); // storage failed now: keep what we have (an opt-out stays applied)
+  });
 
   const accept = (rec: Recorded) => {
     const result = validate(rec, catalog, { app_env: opts.appEnv, ...locationProps(globalThis.location?.href ?? '') });
@@ -146,7 +181,7 @@ export function createAnalytics<E extends Catalog = Record<never, never>>(option
     const on = enabled === true; // when unsure, off
     if (choice !== 'unreadable') choice = on ? 'enabled' : 'disabled';
     refresh(); // an opt-out discards pending events now, before the write
-    await persist((c) => ({ ...c, choice: on ? 'enabled' : 'disabled', choiceTime: new Date().toISOString() }));
+    await persist('choice', (c) => ({ ...c, choice: on ? 'enabled' : 'disabled', choiceTime: new Date().toISOString() }));
   };
 
   /** Runs a recording call; whatever goes wrong becomes an audit entry, never a throw. */
@@ -182,11 +217,15 @@ export function createAnalytics<E extends Catalog = Record<never, never>>(option
       return { analyticsId: stored.analyticsId, sessionId, enabled: state.enabled, reason: state.reason, metadata: { ...stored.metadata }, storage };
     },
     audit: () => audit.entries(),
+    printAudit() {
+      const rows = audit.entries().map((e) => ({ time: e.time, event: e.name, outcome: e.outcome, reason: e.reason ?? '', properties: e.properties ? JSON.stringify(e.properties) : '' }));
+      console.table(rows);
+    },
     async clear() {
       await ready;
       outbox.discard('cleared');
       forgetLegacy();
-      await persist((c) => ({ ...c, analyticsId: newAnalyticsId(), metadata: {} }));
+      await persist('clear', (c) => ({ ...c, analyticsId: newAnalyticsId(), metadata: {} }));
     },
     async setMetadata(props) {
       await ready;
@@ -196,7 +235,7 @@ export function createAnalytics<E extends Catalog = Record<never, never>>(option
           if (typeof v === 'string' || typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v))) clean[k] = v;
         }
       }
-      await persist((c) => ({ ...c, metadata: { ...c.metadata, ...clean } }));
+      await persist('metadata', (c) => ({ ...c, metadata: { ...c.metadata, ...clean } }));
     },
     async flush() {
       await ready;
@@ -208,6 +247,7 @@ export function createAnalytics<E extends Catalog = Record<never, never>>(option
       await ready;
       await outbox.flush();
       outbox.close();
+      tabs.close();
       listeners.clear();
       if (opts.globalName && (globalThis as Record<string, unknown>)[opts.globalName] === instance) {
         delete (globalThis as Record<string, unknown>)[opts.globalName];

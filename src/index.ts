@@ -9,3 +9,4 @@ export { hashed, type NativeProperty } from './hash';
 export { rootDomain } from './root-domain';
 export { CATALOG } from './catalog';
 export type { Catalog, CatalogEventName, PropsOf, PropsFor, EventSpec, EventKind, PropSpec } from './catalog';
+export { defineAnalyticsToggle, REASON_TEXT } from './toggle-element';

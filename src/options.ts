@@ -21,6 +21,11 @@ export interface AnalyticsOptions<E extends Catalog = Catalog> {
   respectPrivacySignals?: boolean;
   /** The host says this is a dev build: off unless `force`. Default false. */
   devBuild?: boolean;
+  /**
+   * 'off': the page embedding the viewer forbids analytics (as does a
+   * `<meta name="rerun-analytics" content="off">` in the document). Default 'allow'.
+   */
+  embedderPolicy?: 'allow' | 'off';
   /** Ignore automation / dev-build gating. Never overrides a user's opt-out or an embedder policy. */
   force?: boolean;
   /**
@@ -40,6 +45,7 @@ export const DEFAULTS: Omit<ResolvedOptions, 'projectKey'> = {
   globalName: 'rerunAnalytics',
   respectPrivacySignals: true,
   devBuild: false,
+  embedderPolicy: 'allow',
   force: false,
   events: {},
 };
@@ -70,6 +76,7 @@ export function resolveOptions(options: AnalyticsOptions): ResolvedOptions {
   for (const key of ['respectPrivacySignals', 'devBuild', 'force'] as const) {
     if (typeof o[key] !== 'boolean') fail(`${key} must be a boolean`);
   }
+  if (o.embedderPolicy !== 'allow' && o.embedderPolicy !== 'off') fail(`embedderPolicy must be 'allow' or 'off'`);
   checkEvents(o.events);
   return o;
 }

@@ -40,6 +40,10 @@ export const pageCommands = {
   async contextCookies(ctx: Ctx): Promise<{ name: string; domain: string }[]> {
     return (await ctx.context.cookies()).map(({ name, domain }) => ({ name, domain }));
   },
+  /** Clicks the page's checkbox with this accessible name, as a person would (real mouse events). */
+  async pageClickCheckbox(_ctx: Ctx, id: string, name: string): Promise<void> {
+    await get(id).page.getByRole('checkbox', { name }).click();
+  },
   async closePage(_ctx: Ctx, id: string): Promise<void> {
     await pages.get(id)?.page.close();
     pages.delete(id);

@@ -61,11 +61,39 @@ type PageCommands = {
   pageReload(id: string): Promise<void>;
   pageRequests(id: string): Promise<string[]>;
   contextCookies(): Promise<{ name: string; domain: string }[]>;
+  pageClickCheckbox(id: string, name: string): Promise<void>;
   closePage(id: string): Promise<void>;
 };
 export const pages = commands as unknown as PageCommands;
 
 /** Opens the fixture host page in a new tab of this browser context. */
-export function openApp(key: string, extra = '', initScript?: string) {
+export function openApp(key: string, extra = '', initScript?: string): Promise<string> {
   return pages.openPage(`/test/fixtures/app.html?key=${key}&sink=${encodeURIComponent(sinkUrl)}${extra}`, initScript);
+}
+
+/** Init scripts that set what the browser says, before any page script runs. */
+export const INIT = {
+  gpc: `Object.defineProperty(Navigator.prototype, 'globalPrivacyControl', { get: () => true, configurable: true });`,
+  dnt: `Object.defineProperty(Navigator.prototype, 'doNotTrack', { get: () => '1', configurable: true });`,
+  /** A person's browser: navigator.webdriver false, so the automation gate does not apply. */
+  human: `Object.defineProperty(Navigator.prototype, 'webdriver', { get: () => false, configurable: true });`,
+  noIndexedDB: `IDBFactory.prototype.open = function () { throw new DOMException('storage blocked', 'SecurityError'); };`,
+};
+
+/** Records two events in a fixture page, flushes, and reports its state and what it fetched since load. */
+export async function exercise(page: string): Promise<{ state: [boolean, string]; transportFetched: boolean; toggle: { reason?: string; checked: boolean; disabled: boolean; text: string } }> {
+  const before = (await pages.pageRequests(page)).length;
+  const result = (await pages.pageEval(page, `(async () => {
+    await analytics.ready;
+    analytics.record('settings-opened');
+    analytics.record('help-button-clicked');
+    await analytics.flush();
+    await new Promise((r) => setTimeout(r, 250));
+    const c = await analytics.config();
+    const el = document.querySelector('rerun-analytics-toggle');
+    const input = el.querySelector('input');
+    return { state: [c.enabled, c.reason], toggle: { reason: el.dataset.reason, checked: input.checked, disabled: input.disabled, text: el.querySelector('small').textContent } };
+  })()`)) as { state: [boolean, string]; toggle: { reason?: string; checked: boolean; disabled: boolean; text: string } };
+  const fetched = (await pages.pageRequests(page)).slice(before);
+  return { ...result, transportFetched: fetched.some((u) => /posthog/i.test(u)) };
 }

@@ -37,7 +37,7 @@ test('demo: record, see it sent and received, turn it off, see it dropped', asyn
   await expect.poll(() => page.locator('#audit tr.sent').count(), { timeout: 10_000 }).toBe(1);
   await expect.poll(() => page.locator('#received').textContent(), { timeout: 10_000 }).toContain('load_data_source');
 
-  await page.click('#toggle'); // off
+  await page.getByRole('checkbox', { name: 'Send anonymous usage data' }).click(); // off, on the toggle element
   await expect.poll(() => page.locator('#state').textContent()).toContain('off (user-opted-out)');
   await page.click('#record');
   await expect.poll(() => page.locator('#audit tr.dropped').count()).toBe(1);
