@@ -160,3 +160,23 @@ describe('audit ring buffer', () => {
 test('waitFor helper fails when the condition never holds (the helper itself can fail)', async () => {
   await expect(waitFor(() => 1, (v) => v === 2, 100)).rejects.toThrow(/timed out/);
 });
+
+test('anything posthog-js sends on its own is dropped by the allow-list, with a reason', async () => {
+  const { a, key } = start();
+  a.record('settings-opened');
+  await arrived(key, 1); // the transport is loaded now
+  const { posthog } = await import('posthog-js/dist/module.slim.no-external.js');
+  const names = Object.keys(posthog).filter((k) => k.startsWith('rerun-analytics-'));
+  const ours = (posthog as unknown as Record<string, { capture(name: string, props?: object): unknown; config: { token: string } }>)[
+    names.find((n) => (posthog as unknown as Record<string, { config: { token: string } }>)[n]!.config.token === key)!
+  ]!;
+  expect(ours).toBeDefined();
+  ours.capture('$pageview', { $current_url: location.href });
+  ours.capture('settings-opened'); // even a catalog name, if it did not come through record()
+  await sleep(300);
+  expect((await received(key)).events).toHaveLength(1);
+  expect(a.audit().slice(-2)).toEqual([
+    expect.objectContaining({ name: '$pageview', outcome: 'dropped', reason: 'not recorded by the host (made by posthog-js)' }),
+    expect.objectContaining({ name: 'settings-opened', outcome: 'dropped', reason: 'not recorded by the host (made by posthog-js)' }),
+  ]);
+});

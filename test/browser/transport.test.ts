@@ -37,3 +37,19 @@ test('control: when enabled, the same page does fetch the posthog-js chunk and d
   expect(atLoad).toEqual([]); // not in the entry: loaded lazily, on the first flush
   expect(after.length).toBeGreaterThan(0);
 });
+
+test('events still waiting when the page goes away are handed over at pagehide, not lost', async () => {
+  const key = `phc_hide_${Date.now()}`;
+  const page = await openApp(key, '&flush=60000');
+  await pages.pageEval(page, `(async () => {
+    await analytics.ready;
+    analytics.record('settings-opened');
+    await analytics.flush(); // loads the transport
+    analytics.record('help-button-clicked'); // would wait a minute
+  })()`);
+  await waitFor(() => received(key), (r) => r.events.length === 1);
+  await pages.pageEval(page, `location.href = 'about:blank'`); // navigate away: pagehide
+  const events = await waitFor(() => received(key), (r) => r.events.length === 2);
+  await pages.closePage(page);
+  expect(events.events.map((e) => e.event).sort()).toEqual(['help-button-clicked', 'settings-opened']);
+});
