@@ -1,6 +1,7 @@
 // Stage 1 — record: turn what a host hands us into one plain shape, without judging it yet.
 // Judging (is it declared, is it well typed) is 2-validate.ts's job; consent is 3's.
 import type { EventKind, PropType } from './catalog';
+import { isRecord } from './plain';
 
 export interface Recorded {
   name: unknown;
@@ -60,8 +61,4 @@ export function fromNative(input: unknown): Recorded | string {
     types[key] = type;
   }
   return { name, kind: kind as EventKind, props: plain, types, time: new Date(time_utc), native: true };
-}
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }

@@ -20,10 +20,14 @@ export type Validation = { ok: true; event: Valid } | { ok: false; reason: strin
 /** posthog-js would silently truncate longer strings; we refuse instead, so the audit stays exact. */
 export const MAX_STRING_LENGTH = 32_768;
 
-/** Values the module fills in when the event declares the property and the caller left it out. */
-export type AutoProps = Partial<Record<string, Value>>;
+/**
+ * Properties the module owns: whatever the caller passes for them is replaced, and where the
+ * module has no value they are left out. A caller can never smuggle a URL in as `rerun_url`.
+ */
+export const OWNED = ['app_env', 'hashed_root_domain', 'rerun_url'] as const;
+export type OwnedProps = Partial<Record<(typeof OWNED)[number], Value>>;
 
-export function validate(rec: Recorded, catalog: Catalog, auto: AutoProps): Validation {
+export function validate(rec: Recorded, catalog: Catalog, owned: OwnedProps): Validation {
   const { name } = rec;
   if (typeof name !== 'string') return fail('event name is not a string');
   const spec = Object.hasOwn(catalog, name) ? catalog[name] : undefined;
@@ -35,6 +39,7 @@ export function validate(rec: Recorded, catalog: Catalog, auto: AutoProps): Vali
   const removed: string[] = [];
   for (const [key, value] of Object.entries(rec.props)) {
     if (value === null || value === undefined) continue; // "leave it out", as native's Option
+    if ((OWNED as readonly string[]).includes(key)) continue; // ours, filled in below
     const declared = Object.hasOwn(spec.props, key) ? spec.props[key] : undefined;
     if (!declared) {
       removed.push(key);
@@ -45,9 +50,9 @@ export function validate(rec: Recorded, catalog: Catalog, auto: AutoProps): Vali
     if (problem) return fail(`property "${key}" ${problem}`);
     props[key] = value as Value;
   }
-  for (const key of Object.keys(spec.props)) {
-    const filled = auto[key];
-    if (!(key in props) && filled !== undefined) props[key] = filled;
+  for (const key of OWNED) {
+    const value = owned[key];
+    if (Object.hasOwn(spec.props, key) && value !== undefined) props[key] = value;
   }
   const final = spec.derive ? spec.derive.apply(props, rec.native === true) : props;
   for (const [key, declared] of Object.entries(spec.props)) {

@@ -47,6 +47,8 @@ export function createOutbox(deps: OutboxDeps): Outbox {
   let timer: ReturnType<typeof setTimeout> | undefined;
   let transport: Transport | undefined;
   let failure: Error | undefined;
+  /** One load, shared by concurrent flushes: posthog-js is started once per instance. */
+  let loading: Promise<Transport | Error> | undefined;
 
   const discard = (reason: string) => {
     for (const e of queue.splice(0)) deps.dropped(e, reason);
@@ -69,7 +71,7 @@ export function createOutbox(deps: OutboxDeps): Outbox {
     if (!queue.length) return;
     if (!deps.consent().enabled) return handOver(undefined); // no transport fetch while off
     if (!transport) {
-      const loaded = await deps.loadTransport();
+      const loaded = await (loading ??= deps.loadTransport());
       if (loaded instanceof Error) failure = loaded;
       else transport = loaded;
     }
@@ -78,14 +80,18 @@ export function createOutbox(deps: OutboxDeps): Outbox {
 
   const schedule = () => {
     if (timer === undefined && queue.length && deps.consent().enabled) {
-      timer = setTimeout(() => void flush(), deps.intervalMs);
+      timer = setTimeout(() => void flush().catch(() => undefined), deps.intervalMs);
     }
   };
 
   // The page is going away: hand over now if the transport is already here (posthog-js then
   // uses a keepalive request). Without a loaded transport, nothing can leave synchronously.
   const onHide = (e: Event) => {
-    if (transport && (e.type === 'pagehide' || document.visibilityState === 'hidden')) handOver(transport);
+    try {
+      if (transport && (e.type === 'pagehide' || document.visibilityState === 'hidden')) handOver(transport);
+    } catch {
+      // the page is going away; never throw into its handlers
+    }
   };
   globalThis.addEventListener?.('visibilitychange', onHide);
   globalThis.addEventListener?.('pagehide', onHide);

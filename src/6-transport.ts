@@ -79,17 +79,22 @@ export async function loadTransport(opts: TransportOptions): Promise<Transport> 
       const who = opts.identity();
       for (const event of events) {
         handed.set(event.uuid, { event, who });
-        client.capture(event.name, {}, {
-          uuid: event.uuid,
-          timestamp: event.time,
-          // Our outbox is the bound; posthog-js's limiter would drop silently and then send
-          // a warning that names the page.
-          skip_client_rate_limiting: true,
-          // Straight to the network: a batch left in posthog-js's queue is out of reach of an opt-out.
-          send_instantly: true,
-        });
-        // Still here: posthog-js did not send it (refused before or after before_send). Say so.
-        if (handed.delete(event.uuid)) opts.audit.add({ name: event.name, outcome: 'dropped', reason: 'refused by posthog-js' });
+        let reason = 'refused by posthog-js';
+        try {
+          client.capture(event.name, {}, {
+            uuid: event.uuid,
+            timestamp: event.time,
+            // Our outbox is the bound; posthog-js's limiter would drop silently and then send
+            // a warning that names the page.
+            skip_client_rate_limiting: true,
+            // Straight to the network: a batch left in posthog-js's queue is out of reach of an opt-out.
+            send_instantly: true,
+          });
+        } catch (err) {
+          reason = `transport error: ${String(err).slice(0, 200)}`; // never into the host
+        }
+        // Still here: posthog-js did not send it (refused, or threw). Say so.
+        if (handed.delete(event.uuid)) opts.audit.add({ name: event.name, outcome: 'dropped', reason });
       }
     },
   };

@@ -15,7 +15,7 @@ import { resolveOptions, type AnalyticsOptions } from './options';
 import { locationProps } from './root-domain';
 import { readSignals } from './signals';
 import { connectTabs, type Change } from './tabs';
-import { forgetLegacy, newAnalyticsId, openConfigStore, type Metadata, type StoredConfig } from './store';
+import { forgetLegacy, newAnalyticsId, openConfigStore, plainMetadata, type Metadata, type StoredConfig } from './store';
 
 export type AnalyticsState = ConsentState;
 
@@ -71,7 +71,6 @@ export function createAnalytics<E extends Catalog = Record<never, never>>(option
   let eventCounter = 0;
   let closed = false;
   let stored: StoredConfig = { analyticsId: '', choice: 'unset', metadata: {} };
-  let storage: ConfigSnapshot['storage'] = 'indexeddb';
   let choice: ConsentFacts['stored'] = 'loading';
   const listeners = new Set<(s: AnalyticsState) => void>();
 
@@ -130,43 +129,63 @@ export function createAnalytics<E extends Catalog = Record<never, never>>(option
       choice = config.choice;
     },
     () => {
-      storage = 'unavailable';
       choice = 'unreadable'; // fail closed: we cannot know what the user chose
       stored = { ...stored, analyticsId: newAnalyticsId() };
     },
   ).then(refresh);
 
+  const unreadable = () => choice === 'unreadable';
+
+  /** Storage failed after start: we no longer know what is stored, so send nothing. */
+  const failClosed = () => {
+    choice = 'unreadable';
+    refresh();
+  };
+
   /**
-   * Writes a change, then tells the other tabs. The in-memory copy is updated first, so the
-   * change applies here even if storage fails.
+   * Counts local changes. A storage result is applied only if no local change began after
+   * it was asked for: IndexedDB answers in order, but our in-memory copy runs ahead of it.
+   */
+  let changes = 0;
+
+  /**
+   * Writes a change, then tells the other tabs. The in-memory copy changes first, so the change
+   * applies here at once. `change` must be pure (it runs on memory and in the transaction).
    */
   const persist = async (kind: Change, change: (c: StoredConfig) => StoredConfig) => {
+    const mine = ++changes;
     stored = change(stored);
-    if (storage === 'unavailable') return;
+    if (unreadable()) return;
     try {
-      stored = await store.change(change);
-      tabs.announce({ change: kind, choice: stored.choice });
+      const result = await store.change(change);
+      if (mine === changes && !unreadable()) {
+        stored = result; // it also carries what other tabs wrote before us
+        choice = result.choice;
+        refresh();
+      }
+      tabs.announce({ change: kind, choice: result.choice });
     } catch {
-      // keep the in-memory value for this page; the next start reads storage again
+      failClosed(); // an opt-out that cannot be stored must not be undone by a later re-read
     }
   };
 
   /** Another tab changed the stored config: an opt-out applies now, the rest after re-reading storage. */
   const tabs = connectTabs(({ change, choice: announced }) => {
-    if (closed || storage === 'unavailable') return;
+    if (closed || unreadable()) return;
     if (announced === 'disabled' && choice !== 'loading') {
       choice = 'disabled';
       refresh();
     }
     if (change === 'clear') outbox.discard('cleared'); // they were recorded under the old id
+    const asked = changes;
     void ready
       .then(() => store.load())
       .then((config) => {
+        if (closed || asked !== changes || unreadable()) return; // a newer local change wins
         stored = config;
         choice = config.choice;
         refresh();
-      })
-      .catch(() => undefined); // storage failed now: keep what we have (an opt-out stays applied)
+      }, failClosed);
   });
 
   const accept = (rec: Recorded) => {
@@ -178,10 +197,11 @@ export function createAnalytics<E extends Catalog = Record<never, never>>(option
 
   const setEnabled = async (enabled: boolean) => {
     await ready;
-    const on = enabled === true; // when unsure, off
-    if (choice !== 'unreadable') choice = on ? 'enabled' : 'disabled';
+    const next = enabled === true ? 'enabled' : 'disabled'; // when unsure, off
+    const choiceTime = new Date().toISOString();
+    if (!unreadable()) choice = next;
     refresh(); // an opt-out discards pending events now, before the write
-    await persist('choice', (c) => ({ ...c, choice: on ? 'enabled' : 'disabled', choiceTime: new Date().toISOString() }));
+    await persist('choice', (c) => ({ ...c, choice: next, choiceTime }));
   };
 
   /** Runs a recording call; whatever goes wrong becomes an audit entry, never a throw. */
@@ -204,7 +224,7 @@ export function createAnalytics<E extends Catalog = Record<never, never>>(option
     recordNative(event: unknown) {
       guarded(() => fromNative(event), () => nativeName(event));
     },
-    isEnabled: () => state.enabled,
+    isEnabled: () => consent().enabled, // now: a meta tag added since the last change counts too
     setEnabled,
     enable: () => setEnabled(true),
     disable: () => setEnabled(false),
@@ -214,6 +234,7 @@ export function createAnalytics<E extends Catalog = Record<never, never>>(option
     },
     async config() {
       await ready;
+      const storage = unreadable() ? 'unavailable' : 'indexeddb';
       return { analyticsId: stored.analyticsId, sessionId, enabled: state.enabled, reason: state.reason, metadata: { ...stored.metadata }, storage };
     },
     audit: () => audit.entries(),
@@ -223,29 +244,25 @@ export function createAnalytics<E extends Catalog = Record<never, never>>(option
     },
     async clear() {
       await ready;
+      const analyticsId = newAnalyticsId(); // once: the same id in memory and in storage
       outbox.discard('cleared');
       forgetLegacy();
-      await persist('clear', (c) => ({ ...c, analyticsId: newAnalyticsId(), metadata: {} }));
+      await persist('clear', (c) => ({ ...c, analyticsId, metadata: {} }));
     },
     async setMetadata(props) {
       await ready;
-      const clean: Metadata = {};
-      if (typeof props === 'object' && props !== null) {
-        for (const [k, v] of Object.entries(props)) {
-          if (typeof v === 'string' || typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v))) clean[k] = v;
-        }
-      }
+      const clean = plainMetadata(props);
       await persist('metadata', (c) => ({ ...c, metadata: { ...c.metadata, ...clean } }));
     },
     async flush() {
       await ready;
-      await outbox.flush();
+      await outbox.flush().catch(() => undefined);
     },
     async shutdown() {
       if (closed) return;
       closed = true;
       await ready;
-      await outbox.flush();
+      await outbox.flush().catch(() => undefined);
       outbox.close();
       tabs.close();
       listeners.clear();

@@ -30,7 +30,16 @@ function valueBytes(value: unknown): Uint8Array {
     if (typeof v.Integer === 'number') return Number.isSafeInteger(v.Integer) ? integerBytes(v.Integer) : floatBytes(v.Integer);
     if (typeof v.Float === 'number') return floatBytes(v.Float);
   }
-  return utf8ToBytes(String(value));
+  return utf8ToBytes(stringOf(value));
+}
+
+/** String(value), for junk that cannot even be turned into a string (a throwing toString). */
+function stringOf(value: unknown): string {
+  try {
+    return String(value);
+  } catch {
+    return '';
+  }
 }
 
 /** i64, little-endian two's complement. */

@@ -53,7 +53,7 @@ export const DEFAULTS: Omit<ResolvedOptions, 'projectKey'> = {
 export function resolveOptions(options: AnalyticsOptions): ResolvedOptions {
   if (typeof options !== 'object' || options === null) fail('options must be an object');
   for (const key of Object.keys(options)) {
-    if (key !== 'projectKey' && !(key in DEFAULTS)) fail(`unknown option "${key}"`);
+    if (key !== 'projectKey' && !Object.hasOwn(DEFAULTS, key)) fail(`unknown option "${key}"`);
   }
   const o = { ...DEFAULTS, ...stripUndefined(options) } as ResolvedOptions;
   if (typeof o.projectKey !== 'string' || !o.projectKey.trim()) fail('projectKey is required (your PostHog project API key)');

@@ -3,6 +3,7 @@
 // tabs starting at once agree on a single anonymous id.
 import { createStore, update, type UseStore } from 'idb-keyval';
 import { nanoid } from 'nanoid';
+import { isRecord } from './plain';
 
 export type MetadataValue = boolean | number | string;
 export type Metadata = Record<string, MetadataValue>;
@@ -89,20 +90,19 @@ export function forgetLegacy(): void {
   }
 }
 
-/** Metadata as plain values; the native `{String: "x"}` shape is unwrapped; anything else is dropped. */
-function plainMetadata(value: unknown): Metadata {
+/** Metadata as plain values; the native `{"String": "x"}` shape is unwrapped; anything else is dropped. */
+export function plainMetadata(value: unknown): Metadata {
   const out: Metadata = {};
   if (!isRecord(value)) return out;
   for (const [k, v] of Object.entries(value)) {
-    const plain = isRecord(v) ? Object.values(v)[0] : v;
+    const tagged = isRecord(v) ? Object.entries(v) : [];
+    const plain = tagged.length === 1 && NATIVE_TAGS.includes(tagged[0]![0]) ? tagged[0]![1] : v;
     if (typeof plain === 'string' || typeof plain === 'boolean' || (typeof plain === 'number' && Number.isFinite(plain))) out[k] = plain;
   }
   return out;
 }
 
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
+const NATIVE_TAGS = ['String', 'Integer', 'Float', 'Bool'];
 
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   return new Promise<T>((resolve, reject) => {

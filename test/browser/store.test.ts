@@ -98,7 +98,17 @@ describe('real pages', () => {
 
   test('the transport writes no cookie, no localStorage and no sessionStorage key', async () => {
     const key = `phc_storage_${Date.now()}`;
-    const page = await openApp(key);
+    // Record every storage and cookie write of the page, from before any page script runs.
+    const spy = `(() => {
+      const log = (globalThis.__writes = []);
+      for (const k of ['setItem', 'removeItem', 'clear']) {
+        const orig = Storage.prototype[k];
+        Storage.prototype[k] = function (...args) { log.push([this === localStorage ? 'local' : 'session', k, String(args[0])]); return orig.apply(this, args); };
+      }
+      const cookie = Object.getOwnPropertyDescriptor(Document.prototype, 'cookie');
+      Object.defineProperty(Document.prototype, 'cookie', { get() { return cookie.get.call(this); }, set(v) { log.push(['cookie', 'set', String(v)]); cookie.set.call(this, v); }, configurable: true });
+    })();`;
+    const page = await openApp(key, '', spy);
     await pages.pageEval(page, `(async () => {
       analytics.record('settings-opened');
       analytics.record('$identify', { features: 'f', git_hash: 'g', rerun_version: 'v', target: 't', build_date: 'd', debug: false, rerun_workspace: false });
@@ -108,7 +118,14 @@ describe('real pages', () => {
     await sleep(200); // let anything posthog-js schedules after sending run too
     const storage = await pages.pageEval(page, `({ cookie: document.cookie, local: Object.keys(localStorage), session: Object.keys(sessionStorage) })`);
     const requests = await pages.pageRequests(page);
+    const writes = (await pages.pageEval(page, 'globalThis.__writes')) as string[][];
     await pages.closePage(page);
+    console.info(`storage calls by the page: ${JSON.stringify(writes)}`);
+    // posthog-js, starting, probes localStorage (writes __mplssupport__ and removes it at once)
+    // and deletes keys of its own namespace it may have left before (ph_debug, ph_<key>_…).
+    // Nothing else is written, and nothing stays (checked below).
+    expect(writes.filter(([, op]) => op !== 'removeItem')).toEqual([['local', 'setItem', '__mplssupport__']]);
+    expect(writes.filter(([, op]) => op === 'removeItem').every(([, , k]) => k === '__mplssupport__' || k!.startsWith('ph_'))).toBe(true);
     expect(requests.some((u) => u.includes('posthog-js'))).toBe(true); // the transport did load
     expect(storage).toEqual({ cookie: '', local: [], session: [] });
     expect(await pages.contextCookies()).toEqual([]);
