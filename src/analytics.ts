@@ -235,7 +235,8 @@ export function createAnalytics<E extends Catalog = Record<never, never>>(option
     async config() {
       await ready;
       const storage = unreadable() ? 'unavailable' : 'indexeddb';
-      return { analyticsId: stored.analyticsId, sessionId, enabled: state.enabled, reason: state.reason, metadata: { ...stored.metadata }, storage };
+      const { enabled, reason } = consent(); // now, like isEnabled()
+      return { analyticsId: stored.analyticsId, sessionId, enabled, reason, metadata: { ...stored.metadata }, storage };
     },
     audit: () => audit.entries(),
     printAudit() {
