@@ -2,7 +2,7 @@
 // an undeclared event or a wrongly typed value drops the event; an undeclared property is
 // removed and the removal is noted in the audit.
 import type { Recorded } from './1-record';
-import { parseSpec, type Catalog, type EventKind, type PropType, type Value } from './catalog';
+import { MODULE_OWNED, parseSpec, type Catalog, type EventKind, type PropType, type Value } from './catalog';
 
 export type { Value };
 
@@ -20,12 +20,8 @@ export type Validation = { ok: true; event: Valid } | { ok: false; reason: strin
 /** posthog-js would silently truncate longer strings; we refuse instead, so the audit stays exact. */
 export const MAX_STRING_LENGTH = 32_768;
 
-/**
- * Properties the module owns: whatever the caller passes for them is replaced, and where the
- * module has no value they are left out. A caller can never smuggle a URL in as `rerun_url`.
- */
-export const OWNED = ['app_env', 'hashed_root_domain', 'rerun_url'] as const;
-export type OwnedProps = Partial<Record<(typeof OWNED)[number], Value>>;
+/** Values for the module-owned properties (see MODULE_OWNED in catalog.ts). */
+export type OwnedProps = Partial<Record<(typeof MODULE_OWNED)[number], Value>>;
 
 export function validate(rec: Recorded, catalog: Catalog, owned: OwnedProps): Validation {
   const { name } = rec;
@@ -39,7 +35,7 @@ export function validate(rec: Recorded, catalog: Catalog, owned: OwnedProps): Va
   const removed: string[] = [];
   for (const [key, value] of Object.entries(rec.props)) {
     if (value === null || value === undefined) continue; // "leave it out", as native's Option
-    if ((OWNED as readonly string[]).includes(key)) continue; // ours, filled in below
+    if ((MODULE_OWNED as readonly string[]).includes(key)) continue; // ours, filled in below
     const declared = Object.hasOwn(spec.props, key) ? spec.props[key] : undefined;
     if (!declared) {
       removed.push(key);
@@ -50,7 +46,7 @@ export function validate(rec: Recorded, catalog: Catalog, owned: OwnedProps): Va
     if (problem) return fail(`property "${key}" ${problem}`);
     props[key] = value as Value;
   }
-  for (const key of OWNED) {
+  for (const key of MODULE_OWNED) {
     const value = owned[key];
     if (Object.hasOwn(spec.props, key) && value !== undefined) props[key] = value;
   }

@@ -166,8 +166,14 @@ export type PropsFor<S extends EventSpec> = Omit<PropsFrom<S['props']>, AutoFill
   Partial<Pick<PropsFrom<S['props']>, AutoFilled & keyof PropsFrom<S['props']>>>;
 export type PropsOf<N extends CatalogEventName> = PropsFor<BuiltInCatalog[N]>;
 
-/** Properties the module computes itself when the event declares them. */
-export type AutoFilled = 'app_env' | 'hashed_root_domain' | 'rerun_url' | 'app_id_starts_with_rerun_example';
+/**
+ * Properties the module owns: whatever a caller passes for them is replaced, and where the
+ * module has no value they are left out. A caller can never smuggle a URL in as `rerun_url`.
+ */
+export const MODULE_OWNED = ['app_env', 'hashed_root_domain', 'rerun_url'] as const;
+
+/** Properties a caller may leave out: the module's own, and those a `derive` rule sets. */
+export type AutoFilled = (typeof MODULE_OWNED)[number] | 'app_id_starts_with_rerun_example';
 
 /** Parses a spec like 'float?' into its type and optional-ness. */
 export function parseSpec(spec: PropSpec): { type: PropType; optional: boolean } {
