@@ -20,7 +20,7 @@ let instances = 0;
 /** Loads and starts posthog-js. Rejects if the chunk cannot be fetched or init fails. */
 export async function loadTransport(opts: TransportOptions): Promise<Transport> {
   const { posthog } = await import('posthog-js/dist/module.slim.no-external.js');
-  // Events we handed over and not yet seen by before_send; the allow-list admits only these.
+  // Events handed over and not yet captured or refused; the allow-list admits only these.
   const handed = new Map<string, { event: Outgoing; who: Identity }>();
 
   const client = posthog.init(
