@@ -21,6 +21,8 @@ export interface RequestLogEntry {
   path: string;
   /** The project key(s) the request carried, when it could be decoded. */
   keys: string[];
+  /** The status the sink answered; a failed request's events are not kept (the server refused them). */
+  status: number;
   error?: string;
 }
 
@@ -61,9 +63,16 @@ export function decodeCaptureBody(query: URLSearchParams, body: Buffer): Record<
   return events;
 }
 
+/** The project key of a decoded event: the batch's api_key, or the event's token. */
+function keyOf(e: Record<string, unknown>): string {
+  return String(e.api_key ?? (e.properties as Record<string, unknown> | undefined)?.token ?? '');
+}
+
 export function createCaptureSink(): CaptureSink {
   const events: ReceivedEvent[] = [];
   const requests: RequestLogEntry[] = [];
+  /** Fault injection: the next N capture requests of a key are answered with this status. */
+  const failures = new Map<string, { count: number; status: number }>();
 
   function handle(req: IncomingMessage, res: ServerResponse): boolean {
     const url = new URL(req.url ?? '/', 'http://sink');
@@ -76,6 +85,10 @@ export function createCaptureSink(): CaptureSink {
     };
     if (path.startsWith('/__sink/')) {
       if (req.method === 'OPTIONS') {
+        res.writeHead(204, cors).end();
+      } else if (req.method === 'POST' && path === '/__sink/fail') {
+        const key = url.searchParams.get('key') ?? '';
+        failures.set(key, { count: Number(url.searchParams.get('count') ?? 1), status: Number(url.searchParams.get('status') ?? 503) });
         res.writeHead(204, cors).end();
       } else if (req.method === 'DELETE') {
         events.length = 0;
@@ -98,15 +111,21 @@ export function createCaptureSink(): CaptureSink {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      const entry: RequestLogEntry = { method: req.method ?? '', path, keys: [] };
+      const entry: RequestLogEntry = { method: req.method ?? '', path, keys: [], status: req.method === 'OPTIONS' ? 204 : 200 };
       if (req.method === 'POST' && CAPTURE_PATHS.includes(path)) {
         try {
-          for (const e of decodeCaptureBody(url.searchParams, Buffer.concat(chunks))) {
-            const api_key = String(e.api_key ?? (e.properties as Record<string, unknown> | undefined)?.token ?? '');
-            if (!entry.keys.includes(api_key)) entry.keys.push(api_key);
-            const { api_key: _drop, ...raw } = e;
+          const decoded = decodeCaptureBody(url.searchParams, Buffer.concat(chunks));
+          for (const e of decoded) if (!entry.keys.includes(keyOf(e))) entry.keys.push(keyOf(e));
+          const failure = entry.keys.map((k) => failures.get(k)).find((f) => f && f.count > 0);
+          if (failure) {
+            failure.count--;
+            entry.status = failure.status;
+          } else {
             const page = { origin: req.headers.origin, referer: req.headers.referer, userAgent: req.headers['user-agent'] };
-            events.push({ api_key, event: String(e.event), properties: (e.properties ?? {}) as Record<string, unknown>, raw, page });
+            for (const e of decoded) {
+              const { api_key: _key, ...raw } = e;
+              events.push({ api_key: keyOf(e), event: String(e.event), properties: (e.properties ?? {}) as Record<string, unknown>, raw, page });
+            }
           }
         } catch (err) {
           entry.error = String(err);
@@ -116,8 +135,8 @@ export function createCaptureSink(): CaptureSink {
         if (token) entry.keys.push(token);
       }
       if (req.method !== 'OPTIONS') requests.push(entry);
-      res.writeHead(req.method === 'OPTIONS' ? 204 : 200, { ...cors, 'content-type': 'application/json' });
-      res.end(req.method === 'OPTIONS' ? undefined : '{"status":1}');
+      res.writeHead(entry.status, { ...cors, 'content-type': 'application/json' });
+      res.end(req.method === 'OPTIONS' ? undefined : entry.status === 200 ? '{"status":1}' : '{"error":"injected"}');
     });
     return true;
   }

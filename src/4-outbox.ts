@@ -15,8 +15,12 @@ export interface Outgoing extends Valid {
 }
 
 export interface Transport {
-  /** Hands events to the network, synchronously: once it returns they are out of our hands. */
+  /** Hands events to the network, synchronously. */
   send(events: Outgoing[]): void;
+  /** Forgets requests that failed and wait for a retry: after an opt-out nothing may leave. */
+  cancel(): void;
+  /** cancel(), then releases the transport. */
+  close(): void;
 }
 
 export interface OutboxDeps {
@@ -35,7 +39,7 @@ export interface Outbox {
   push(event: Outgoing): void;
   /** Hands over what waits, if the gate says yes; resolves when the transport has it. */
   flush(): Promise<void>;
-  /** Drops everything waiting, each with `reason`. */
+  /** Drops everything waiting, each with `reason`, and the transport's pending retries. */
   discard(reason: string): void;
   /** Arms the flush timer if anything waits (after consent turns on). */
   schedule(): void;
@@ -50,8 +54,10 @@ export function createOutbox(deps: OutboxDeps): Outbox {
   /** One load, shared by concurrent flushes: posthog-js is started once per instance. */
   let loading: Promise<Transport | Error> | undefined;
 
+  /** Drops everything waiting here, and the transport's pending retries: nothing more leaves. */
   const discard = (reason: string) => {
     for (const e of queue.splice(0)) deps.dropped(e, reason);
+    transport?.cancel();
   };
 
   /** The hand-over. Synchronous from the gate's answer to send(): nothing can change between. */
@@ -109,6 +115,7 @@ export function createOutbox(deps: OutboxDeps): Outbox {
     schedule,
     close() {
       clearTimeout(timer);
+      transport?.close();
       globalThis.removeEventListener?.('visibilitychange', onHide);
       globalThis.removeEventListener?.('pagehide', onHide);
     },

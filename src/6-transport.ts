@@ -4,6 +4,7 @@
 import type { Outgoing, Transport } from './4-outbox';
 import { allowListed, type Identity, type WireEvent } from './5-allow-list';
 import type { Audit } from './7-audit';
+import { safeString } from './plain';
 
 export interface TransportOptions {
   projectKey: string;
@@ -23,6 +24,7 @@ export async function loadTransport(opts: TransportOptions): Promise<Transport> 
   // Events handed over and not yet captured or refused; the allow-list admits only these.
   const handed = new Map<string, { event: Outgoing; who: Identity }>();
 
+  const name = `rerun-analytics-${++instances}`;
   const client = posthog.init(
     opts.projectKey,
     {
@@ -63,9 +65,19 @@ export async function loadTransport(opts: TransportOptions): Promise<Transport> 
         return allowListed(cr as WireEvent, mine.event, mine.who, opts.metadata()) as typeof cr;
       },
     },
-    `rerun-analytics-${++instances}`,
+    name,
   );
   if (!client) throw new Error('posthog-js did not initialise');
+
+  /**
+   * posthog-js retries a failed request (5xx, offline) for minutes, and beacons the retries out
+   * at pagehide, whatever our consent says. It has no public way to cancel them, so we empty
+   * its retry queue (a private field, pinned by test/browser/review.test.ts) when consent goes.
+   */
+  const cancel = () => {
+    const retries = (client as unknown as { _retryQueue?: { _queue?: unknown[] } })._retryQueue;
+    if (retries && Array.isArray(retries._queue)) retries._queue = [];
+  };
 
   // Emitted after before_send with the object posthog-js serialises: the audit's 'sent' record.
   client.on('eventCaptured', (cr: WireEvent) => {
@@ -91,10 +103,21 @@ export async function loadTransport(opts: TransportOptions): Promise<Transport> 
             send_instantly: true,
           });
         } catch (err) {
-          reason = `transport error: ${String(err).slice(0, 200)}`; // never into the host
+          reason = `transport error: ${safeString(err).slice(0, 200)}`; // never into the host
         }
         // Still here: posthog-js did not send it (refused, or threw). Say so.
         if (handed.delete(event.uuid)) opts.audit.add({ name: event.name, outcome: 'dropped', reason });
+      }
+    },
+    cancel,
+    close() {
+      cancel();
+      handed.clear();
+      try {
+        void client.shutdown(); // its queues are empty now: nothing is beaconed
+        delete (posthog as unknown as Record<string, unknown>)[name];
+      } catch {
+        // releasing is best effort
       }
     },
   };

@@ -15,6 +15,7 @@ import { resolveOptions, type AnalyticsOptions } from './options';
 import { locationProps } from './root-domain';
 import { readSignals } from './signals';
 import { connectTabs, type Change } from './tabs';
+import { safeString } from './plain';
 import { forgetLegacy, newAnalyticsId, openConfigStore, plainMetadata, type Metadata, type StoredConfig } from './store';
 
 export type AnalyticsState = ConsentState;
@@ -123,10 +124,12 @@ export function createAnalytics<E extends Catalog = Record<never, never>>(option
     }
   };
 
+  /** Another tab opted out while our first read was in flight: that read may predate it. */
+  let optOutWhileLoading = false;
   const ready: Promise<void> = store.load().then(
     (config) => {
       stored = config;
-      choice = config.choice;
+      choice = optOutWhileLoading ? 'disabled' : config.choice;
     },
     () => {
       choice = 'unreadable'; // fail closed: we cannot know what the user chose
@@ -172,8 +175,10 @@ export function createAnalytics<E extends Catalog = Record<never, never>>(option
   /** Another tab changed the stored config: an opt-out applies now, the rest after re-reading storage. */
   const tabs = connectTabs(({ change, choice: announced }) => {
     if (closed || unreadable()) return;
-    if (announced === 'disabled' && choice !== 'loading') {
-      choice = 'disabled';
+    if (announced === 'disabled') {
+      changes++; // an older write of ours, landing later, must not turn this back on
+      if (choice === 'loading') optOutWhileLoading = true;
+      else choice = 'disabled';
       refresh();
     }
     if (change === 'clear') outbox.discard('cleared'); // they were recorded under the old id
@@ -201,7 +206,11 @@ export function createAnalytics<E extends Catalog = Record<never, never>>(option
     const choiceTime = new Date().toISOString();
     if (!unreadable()) choice = next;
     refresh(); // an opt-out discards pending events now, before the write
-    await persist('choice', (c) => ({ ...c, choice: next, choiceTime }));
+    const change = (c: StoredConfig): StoredConfig => ({ ...c, choice: next, choiceTime });
+    // Storage failed earlier: still try to store an opt-out (always safe), so the next page
+    // load honours it; this page stays off whatever the answer.
+    if (unreadable() && next === 'disabled') await store.change(change).catch(() => undefined);
+    await persist('choice', change);
   };
 
   /** Runs a recording call; whatever goes wrong becomes an audit entry, never a throw. */
@@ -212,14 +221,14 @@ export function createAnalytics<E extends Catalog = Record<never, never>>(option
       if (typeof rec === 'string') return dropped(fallbackName(), `malformed native event: ${rec}`);
       accept(rec);
     } catch (err) {
-      dropped('(unknown)', `internal error: ${String(err).slice(0, 200)}`);
+      dropped('(unknown)', `internal error: ${safeString(err).slice(0, 200)}`);
     }
   };
 
   const instance: Analytics<BuiltInCatalog & E> = {
     ready,
     record(name: unknown, props?: unknown) {
-      guarded(() => fromRecord(name, props), () => String(name).slice(0, 100));
+      guarded(() => fromRecord(name, props), () => safeString(name).slice(0, 100));
     },
     recordNative(event: unknown) {
       guarded(() => fromNative(event), () => nativeName(event));
@@ -252,7 +261,12 @@ export function createAnalytics<E extends Catalog = Record<never, never>>(option
     },
     async setMetadata(props) {
       await ready;
-      const clean = plainMetadata(props);
+      let clean: Metadata;
+      try {
+        clean = plainMetadata(props);
+      } catch {
+        return; // unreadable input (a throwing getter): nothing to store
+      }
       await persist('metadata', (c) => ({ ...c, metadata: { ...c.metadata, ...clean } }));
     },
     async flush() {

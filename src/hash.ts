@@ -4,6 +4,7 @@
 // missing outside secure contexts (a viewer served over plain http on a LAN), and is async.
 import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex, utf8ToBytes } from '@noble/hashes/utils.js';
+import { safeString } from './plain';
 
 /** A value in the native SDK's serde shape: the type is explicit. */
 export type NativeProperty = { String: string } | { Integer: number } | { Float: number } | { Bool: boolean };
@@ -30,16 +31,7 @@ function valueBytes(value: unknown): Uint8Array {
     if (typeof v.Integer === 'number') return Number.isSafeInteger(v.Integer) ? integerBytes(v.Integer) : floatBytes(v.Integer);
     if (typeof v.Float === 'number') return floatBytes(v.Float);
   }
-  return utf8ToBytes(stringOf(value));
-}
-
-/** String(value), for junk that cannot even be turned into a string (a throwing toString). */
-function stringOf(value: unknown): string {
-  try {
-    return String(value);
-  } catch {
-    return '';
-  }
+  return utf8ToBytes(safeString(value));
 }
 
 /** i64, little-endian two's complement. */

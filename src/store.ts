@@ -42,7 +42,10 @@ export function openConfigStore(): ConfigStore {
       db ??= createStore(DB_NAME, STORE_NAME); // throws where IndexedDB does not exist
       await update<unknown>(KEY, (old) => (result = change(normalize(old) ?? firstConfig())), db);
       return result as StoredConfig;
-    })();
+    })().catch((err: unknown) => {
+      db = undefined; // a failed open stays failed in idb-keyval: open afresh next time
+      throw err;
+    });
     return withTimeout(work, TIMEOUT_MS);
   };
   return { load: () => run((c) => c), change: run };

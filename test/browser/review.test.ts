@@ -4,7 +4,7 @@ import { describe, expect, test } from 'vitest';
 import { createStore, get } from 'idb-keyval';
 import { createAnalytics, hashed } from '../../src';
 import { DB_NAME, STORE_NAME } from '../../src/store';
-import { arrived, received, sleep, start } from './helpers';
+import { arrived, received, sinkUrl, sleep, start, waitFor } from './helpers';
 import { SAMPLES } from './samples';
 
 const storedId = async () => ((await get('config', createStore(DB_NAME, STORE_NAME))) as { analyticsId: string }).analyticsId;
@@ -123,4 +123,70 @@ test('junk that cannot become a string does not make hashed() or options throw t
   expect(() => hashed(Object.create(null) as never)).not.toThrow();
   expect(() => hashed({ toString: () => { throw new Error('x'); } } as never)).not.toThrow();
   expect(() => createAnalytics({ projectKey: 'k', toString: 'x' } as never)).toThrow(/unknown option "toString"/);
+});
+
+describe('second review', () => {
+  const instancesFor = async (key: string) => {
+    const { posthog } = await import('posthog-js/dist/module.slim.no-external.js');
+    return Object.values(posthog as unknown as Record<string, { config?: { token?: string } } | undefined>).filter((v) => v?.config?.token === key).length;
+  };
+
+  test('a request that failed before the opt-out is not retried after it (posthog-js retry queue emptied)', async () => {
+    const { a, key } = start();
+    await fetch(`${sinkUrl}/__sink/fail?key=${key}&count=1&status=503`, { method: 'POST' });
+    a.record('settings-opened');
+    await a.flush();
+    await waitFor(() => received(key), (r) => r.requests.some((q) => q.status === 503)); // it failed: posthog-js queues a retry in ~3 s
+    await a.setEnabled(false);
+    await sleep(7000); // past the first retry (3 s ± 50 %)
+    const r = await received(key);
+    expect(r.requests.map((q) => q.status)).toEqual([503]);
+    expect(r.events).toHaveLength(0);
+  }, 15_000);
+
+  test('control: without an opt-out, posthog-js does retry the failed request', async () => {
+    const { a, key } = start();
+    await fetch(`${sinkUrl}/__sink/fail?key=${key}&count=1&status=503`, { method: 'POST' });
+    a.record('settings-opened');
+    await a.flush();
+    const r = await waitFor(() => received(key), (x) => x.events.length === 1, 10_000);
+    expect(r.requests.map((q) => q.status)).toEqual([503, 200]);
+  }, 15_000);
+
+  test('an opt-out made while storage could not be read is still stored for the next page load', async () => {
+    const open = indexedDB.open;
+    let failures = 1;
+    indexedDB.open = function (this: IDBFactory, ...args: Parameters<IDBFactory['open']>) {
+      if (failures-- > 0) throw new DOMException('blocked once', 'SecurityError');
+      return open.apply(this, args);
+    } as IDBFactory['open'];
+    try {
+      const first = start();
+      await first.a.disable();
+      expect((await first.a.config()).reason).toBe('storage-unavailable');
+    } finally {
+      indexedDB.open = open;
+    }
+    const next = start();
+    expect(await next.a.config()).toMatchObject({ enabled: false, reason: 'user-opted-out' });
+  });
+
+  test('record(), recordNative() and setMetadata() absorb input whose getters throw unprintable values', async () => {
+    const { a } = start();
+    const evil = { get source_type(): string { throw Object.create(null); }, started_successfully: true };
+    expect(() => a.record('load_data_source', evil as never)).not.toThrow();
+    expect(() => a.recordNative({ get name(): string { throw Object.create(null); } } as never)).not.toThrow();
+    await expect(a.setMetadata({ get team(): string { throw new Error('boom'); } } as never)).resolves.toBeUndefined();
+    expect(a.audit().map((e) => e.outcome)).toEqual(['dropped', 'dropped']);
+  });
+
+  test('shutdown() releases the posthog-js instance', async () => {
+    const { a, key } = start();
+    a.record('settings-opened');
+    await a.flush();
+    await arrived(key, 1);
+    expect(await instancesFor(key)).toBe(1);
+    await a.shutdown();
+    expect(await instancesFor(key)).toBe(0);
+  });
 });
