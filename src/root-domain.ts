@@ -20,9 +20,14 @@ export function rootDomain(url: string): string | undefined {
   return labels.slice(-2).join('.');
 }
 
-/** The location properties of an event, from the viewer's URL. */
-export function locationProps(url: string): { hashed_root_domain?: string; rerun_url?: string } {
-  const root = rootDomain(url);
-  if (!root) return {};
-  return { hashed_root_domain: hashed(root), ...(root === OWN_DOMAIN ? { rerun_url: url } : {}) };
+type LocationProps = { hashed_root_domain?: string; rerun_url?: string };
+let last: { url: string; props: LocationProps } | undefined;
+
+/** The location properties of an event, from the viewer's URL (asked on every record: the last answer is kept). */
+export function locationProps(url: string): LocationProps {
+  if (last?.url !== url) {
+    const root = rootDomain(url);
+    last = { url, props: root ? { hashed_root_domain: hashed(root), ...(root === OWN_DOMAIN ? { rerun_url: url } : {}) } : {} };
+  }
+  return last.props;
 }
