@@ -1,6 +1,6 @@
 // Stage 1 — record: turn what a host hands us into one plain shape, without judging it yet.
 // Judging (is it declared, is it well typed) is 2-validate.ts's job; consent is 3's.
-import type { EventKind, PropType } from './catalog';
+import { unwrapNative, type EventKind, type PropType } from './catalog';
 import { isRecord } from './plain';
 
 export interface Recorded {
@@ -21,7 +21,6 @@ export function fromRecord(name: unknown, props: unknown): Recorded {
 }
 
 const KINDS: readonly EventKind[] = ['Append', 'Identify', 'SetPersonProperties'];
-const TAGS: Readonly<Record<string, PropType>> = { String: 'string', Integer: 'integer', Float: 'float', Bool: 'bool' };
 /** Per-session values the native SDK may include; ours (per page load) are used instead. */
 const SESSION_KEYS = ['event_id', 'session_id'];
 const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/i;
@@ -54,11 +53,10 @@ export function fromNative(input: unknown): Recorded | string {
   const types: Record<string, PropType> = {};
   for (const [key, value] of Object.entries(props)) {
     if (SESSION_KEYS.includes(key)) continue;
-    const entries = isRecord(value) ? Object.entries(value) : [];
-    const type = entries.length === 1 ? TAGS[entries[0]![0]] : undefined;
-    if (!type) return `property "${key.slice(0, 100)}" is not a native value like {"String": "…"}`;
-    plain[key] = entries[0]![1];
-    types[key] = type;
+    const native = unwrapNative(value);
+    if (!native) return `property "${key.slice(0, 100)}" is not a native value like {"String": "…"}`;
+    plain[key] = native.value;
+    types[key] = native.type;
   }
   return { name, kind: kind as EventKind, props: plain, types, time: new Date(time_utc), native: true };
 }

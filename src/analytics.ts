@@ -103,7 +103,7 @@ export function createAnalytics<E extends Catalog = Record<never, never>>(option
         audit,
         identity: () => ({ distinctId: stored.analyticsId, sessionId }),
         metadata: () => stored.metadata,
-      }).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err)))), // the outbox drops with this as reason
+      }).catch((err: unknown) => (err instanceof Error ? err : new Error(safeString(err)))), // the outbox drops with this as reason
   });
 
   /** Re-decides after any change of facts; applies an "off" at once and tells subscribers. */
@@ -139,6 +139,13 @@ export function createAnalytics<E extends Catalog = Record<never, never>>(option
 
   const unreadable = () => choice === 'unreadable';
 
+  /** Takes a config read from (or written to) storage as the truth, and applies it. */
+  const adopt = (config: StoredConfig) => {
+    stored = config;
+    choice = config.choice;
+    refresh();
+  };
+
   /** Storage failed after start: we no longer know what is stored, so send nothing. */
   const failClosed = () => {
     choice = 'unreadable';
@@ -161,11 +168,7 @@ export function createAnalytics<E extends Catalog = Record<never, never>>(option
     if (unreadable()) return;
     try {
       const result = await store.change(change);
-      if (mine === changes && !unreadable()) {
-        stored = result; // it also carries what other tabs wrote before us
-        choice = result.choice;
-        refresh();
-      }
+      if (mine === changes && !unreadable()) adopt(result); // it also carries what other tabs wrote before us
       tabs.announce({ change: kind, choice: result.choice });
     } catch {
       failClosed(); // an opt-out that cannot be stored must not be undone by a later re-read
@@ -186,10 +189,7 @@ export function createAnalytics<E extends Catalog = Record<never, never>>(option
     void ready
       .then(() => store.load())
       .then((config) => {
-        if (closed || asked !== changes || unreadable()) return; // a newer local change wins
-        stored = config;
-        choice = config.choice;
-        refresh();
+        if (!closed && asked === changes && !unreadable()) adopt(config); // else a newer local change wins
       }, failClosed);
   });
 

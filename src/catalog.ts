@@ -8,6 +8,7 @@
 // is left out (never sent as null) when unknown.
 
 import { hashed } from './hash';
+import { isRecord } from './plain';
 
 export type PropType = 'string' | 'integer' | 'float' | 'bool';
 export type PropSpec = PropType | `${PropType}?`;
@@ -179,4 +180,13 @@ export type AutoFilled = (typeof MODULE_OWNED)[number] | 'app_id_starts_with_rer
 export function parseSpec(spec: PropSpec): { type: PropType; optional: boolean } {
   const optional = spec.endsWith('?');
   return { type: (optional ? spec.slice(0, -1) : spec) as PropType, optional };
+}
+
+const NATIVE_TAGS: Readonly<Record<string, PropType>> = { String: 'string', Integer: 'integer', Float: 'float', Bool: 'bool' };
+
+/** Reads a value in the native serde shape (`{"Float": 1.0}`); undefined for anything else. */
+export function unwrapNative(v: unknown): { type: PropType; value: unknown } | undefined {
+  const entries = isRecord(v) ? Object.entries(v) : [];
+  const type = entries.length === 1 && Object.hasOwn(NATIVE_TAGS, entries[0]![0]) ? NATIVE_TAGS[entries[0]![0]] : undefined;
+  return type ? { type, value: entries[0]![1] } : undefined;
 }

@@ -3,6 +3,7 @@
 // tabs starting at once agree on a single anonymous id.
 import { createStore, update, type UseStore } from 'idb-keyval';
 import { nanoid } from 'nanoid';
+import { unwrapNative } from './catalog';
 import { isRecord } from './plain';
 
 export type MetadataValue = boolean | number | string;
@@ -98,14 +99,11 @@ export function plainMetadata(value: unknown): Metadata {
   const out: Metadata = {};
   if (!isRecord(value)) return out;
   for (const [k, v] of Object.entries(value)) {
-    const tagged = isRecord(v) ? Object.entries(v) : [];
-    const plain = tagged.length === 1 && NATIVE_TAGS.includes(tagged[0]![0]) ? tagged[0]![1] : v;
+    const plain = unwrapNative(v)?.value ?? v;
     if (typeof plain === 'string' || typeof plain === 'boolean' || (typeof plain === 'number' && Number.isFinite(plain))) out[k] = plain;
   }
   return out;
 }
-
-const NATIVE_TAGS = ['String', 'Integer', 'Float', 'Bool'];
 
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   return new Promise<T>((resolve, reject) => {
