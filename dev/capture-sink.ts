@@ -13,7 +13,9 @@ export interface ReceivedEvent {
   /** Every top-level key of the event as it arrived (event, properties, uuid, timestamp, $set, …). */
   raw: Record<string, unknown>;
   /** What the browser itself said about the page (headers), so a scan can look for it in the payload. */
-  page: { origin?: string; referer?: string; userAgent?: string };
+  page: { origin?: string; referer?: string; userAgent?: string; cookie?: string };
+  /** When it arrived (ms since the epoch). */
+  at: number;
 }
 
 export interface RequestLogEntry {
@@ -23,7 +25,25 @@ export interface RequestLogEntry {
   keys: string[];
   /** The status the sink answered; a failed request's events are not kept (the server refused them). */
   status: number;
+  /** How many events it carried, and when it arrived (ms since the epoch). */
+  events: number;
+  at: number;
   error?: string;
+}
+
+/** Fault injection for the next N capture requests of a key (POST /__sink/fail?key=…&count=…&…). */
+interface Fault {
+  count: number;
+  /** Answer with this status (default 503); the events are not kept (the server refused them). */
+  status: number;
+  /** Wait this long before answering (the request is in flight meanwhile). */
+  delayMs: number;
+  /** Reset the connection instead of answering. */
+  reset: boolean;
+  /** Answer 200 with PostHog's quota answer; the events are discarded, as PostHog does. */
+  quota: boolean;
+  /** A Retry-After header (seconds) on the answer. */
+  retryAfter?: string;
 }
 
 export interface CaptureSink {
@@ -31,6 +51,8 @@ export interface CaptureSink {
   handle(req: IncomingMessage, res: ServerResponse): boolean;
   events: ReceivedEvent[];
   requests: RequestLogEntry[];
+  /** Events whose uuid had already arrived: the server keeps one (it deduplicates on uuid). */
+  duplicates: ReceivedEvent[];
 }
 
 const CAPTURE_PATHS = ['/e/', '/i/v0/e/', '/batch/', '/capture/', '/track/'];
@@ -71,8 +93,9 @@ function keyOf(e: Record<string, unknown>): string {
 export function createCaptureSink(): CaptureSink {
   const events: ReceivedEvent[] = [];
   const requests: RequestLogEntry[] = [];
-  /** Fault injection: the next N capture requests of a key are answered with this status. */
-  const failures = new Map<string, { count: number; status: number }>();
+  const duplicates: ReceivedEvent[] = [];
+  const seen = new Set<string>();
+  const failures = new Map<string, Fault>();
 
   function handle(req: IncomingMessage, res: ServerResponse): boolean {
     const url = new URL(req.url ?? '/', 'http://sink');
@@ -87,12 +110,21 @@ export function createCaptureSink(): CaptureSink {
       if (req.method === 'OPTIONS') {
         res.writeHead(204, cors).end();
       } else if (req.method === 'POST' && path === '/__sink/fail') {
-        const key = url.searchParams.get('key') ?? '';
-        failures.set(key, { count: Number(url.searchParams.get('count') ?? 1), status: Number(url.searchParams.get('status') ?? 503) });
+        const q = url.searchParams;
+        failures.set(q.get('key') ?? '', {
+          count: Number(q.get('count') ?? 1),
+          status: Number(q.get('status') ?? 503),
+          delayMs: Number(q.get('delayMs') ?? 0),
+          reset: q.get('reset') === '1',
+          quota: q.get('quota') === '1',
+          ...(q.get('retryAfter') ? { retryAfter: q.get('retryAfter')! } : {}),
+        });
         res.writeHead(204, cors).end();
       } else if (req.method === 'DELETE') {
         events.length = 0;
         requests.length = 0;
+        duplicates.length = 0;
+        seen.clear();
         res.writeHead(204, cors).end();
       } else {
         // Filter by project key so parallel tests never see each other's traffic.
@@ -100,6 +132,7 @@ export function createCaptureSink(): CaptureSink {
         const body = JSON.stringify({
           events: key ? events.filter((e) => e.api_key === key) : events,
           requests: key ? requests.filter((r) => r.keys.includes(key)) : requests,
+          duplicates: key ? duplicates.filter((e) => e.api_key === key) : duplicates,
         });
         res.writeHead(200, { ...cors, 'content-type': 'application/json', 'cache-control': 'no-store' }).end(body);
       }
@@ -111,20 +144,26 @@ export function createCaptureSink(): CaptureSink {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      const entry: RequestLogEntry = { method: req.method ?? '', path, keys: [], status: req.method === 'OPTIONS' ? 204 : 200 };
+      const entry: RequestLogEntry = { method: req.method ?? '', path, keys: [], status: req.method === 'OPTIONS' ? 204 : 200, events: 0, at: Date.now() };
+      let fault: Fault | undefined;
       if (req.method === 'POST' && CAPTURE_PATHS.includes(path)) {
         try {
           const decoded = decodeCaptureBody(url.searchParams, Buffer.concat(chunks));
+          entry.events = decoded.length;
           for (const e of decoded) if (!entry.keys.includes(keyOf(e))) entry.keys.push(keyOf(e));
-          const failure = entry.keys.map((k) => failures.get(k)).find((f) => f && f.count > 0);
-          if (failure) {
-            failure.count--;
-            entry.status = failure.status;
+          fault = entry.keys.map((k) => failures.get(k)).find((f) => f && f.count > 0);
+          if (fault) {
+            fault.count--;
+            entry.status = fault.reset ? 0 : fault.quota ? 200 : fault.status;
           } else {
-            const page = { origin: req.headers.origin, referer: req.headers.referer, userAgent: req.headers['user-agent'] };
+            const page = { origin: req.headers.origin, referer: req.headers.referer, userAgent: req.headers['user-agent'], cookie: req.headers.cookie };
             for (const e of decoded) {
               const { api_key: _key, ...raw } = e;
-              events.push({ api_key: keyOf(e), event: String(e.event), properties: (e.properties ?? {}) as Record<string, unknown>, raw, page });
+              const got: ReceivedEvent = { api_key: keyOf(e), event: String(e.event), properties: (e.properties ?? {}) as Record<string, unknown>, raw, page, at: entry.at };
+              const uuid = String(e.uuid ?? '');
+              if (uuid && seen.has(uuid)) duplicates.push(got);
+              else events.push(got);
+              if (uuid) seen.add(uuid);
             }
           }
         } catch (err) {
@@ -135,13 +174,20 @@ export function createCaptureSink(): CaptureSink {
         if (token) entry.keys.push(token);
       }
       if (req.method !== 'OPTIONS') requests.push(entry);
-      res.writeHead(entry.status, { ...cors, 'content-type': 'application/json' });
-      res.end(req.method === 'OPTIONS' ? undefined : entry.status === 200 ? '{"status":1}' : '{"error":"injected"}');
+      const answer = () => {
+        if (fault?.reset) return void req.socket.destroy();
+        const headers: Record<string, string> = { ...cors, 'content-type': 'application/json', 'access-control-expose-headers': 'Retry-After' };
+        if (fault?.retryAfter) headers['retry-after'] = fault.retryAfter;
+        res.writeHead(entry.status, headers);
+        res.end(req.method === 'OPTIONS' ? undefined : fault?.quota ? '{"status":1,"quota_limited":["events"]}' : entry.status === 200 ? '{"status":1}' : '{"error":"injected"}');
+      };
+      if (fault?.delayMs) setTimeout(answer, fault.delayMs);
+      else answer();
     });
     return true;
   }
 
-  return { handle, events, requests };
+  return { handle, events, requests, duplicates };
 }
 
 /** Starts the sink as its own server (tests use a random port on 127.0.0.1). */

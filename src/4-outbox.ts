@@ -1,123 +1,474 @@
-// Stage 4 — the outbox: where validated events wait for the next flush.
+// Stage 4 — the outbox: where accepted events wait until the endpoint has them.
 //
-// Waiting is what makes opt-out immediate: an event sits here (not inside posthog-js, whose
-// queue our opt-out cannot reach) until the flush, and the flush asks the consent gate at the
-// very moment of hand-over, after every await. It is bounded: a full outbox drops new events
-// with a reason rather than growing or blocking the host.
+// Durable: an event the consent gate accepted is written to IndexedDB (store.ts; one transaction
+// for everything accepted since the last one) before anything tries to send it, and removed only
+// when a request carrying it was answered 2xx. A closed tab, a crash, an offline device or a
+// transport that failed to load loses nothing: the next start delivers it, if consent allows then.
+//
+// Shared: every tab of the origin writes to the same outbox; exactly one tab (drain-lock.ts)
+// reads it and sends everything pending in one request per flush window. The others tell it
+// when they wrote. An opt-out or clear() empties it in the transaction that stores the choice.
+//
+// Asked at every attempt: right before each request (first send, retry, replay, page-close
+// beacon) the consent gate is asked again, synchronously with the hand-over; an opt-out aborts
+// the request in flight. Nothing is retried by posthog-js behind our back (6-transport.ts).
 import type { ConsentState } from './3-consent-gate';
-import type { Valid } from './2-validate';
+import { allowListed, wireName } from './5-allow-list';
+import { UnusableTransport, type Answer, type Transport } from './6-transport';
+import type { Audit } from './7-audit';
+import type { Identity } from './consent';
+import { lead, type Leadership } from './drain-lock';
+import { safeString } from './plain';
+import { outboxStore, type Metadata, type OutboxEntry, type OutboxSize, type Storage } from './store';
 
-export interface Outgoing extends Valid {
-  /** A UUID per event: posthog-js sends it as the event's uuid; the allow-list admits only these. */
-  uuid: string;
-  /** The native per-session counter, on Append events only. */
-  eventId?: number;
-}
-
-export interface Transport {
-  /** Hands events to the network, synchronously. */
-  send(events: Outgoing[]): void;
-  /** Forgets requests that failed and wait for a retry: after an opt-out nothing may leave. */
-  cancel(): void;
-  /** cancel(), then releases the transport. */
-  close(): void;
-}
+/** Bounds of the outbox (all tabs together); past them the oldest events are dropped, with a reason. */
+export const OUTBOX_LIMITS: OutboxSize = { count: 1000, bytes: 1024 * 1024 };
+/** An event not delivered within this is dropped (and said so): a week, as an outage may last a weekend. */
+export const OUTBOX_TTL_MS = 7 * 24 * 3600_000;
+/** At most this many events per request. */
+const MAX_BATCH = 500;
+/** PostHog's quota answer holds for a minute; posthog-js waits as long. */
+const QUOTA_MS = 60_000;
+/** Off for this page only (not the user's wish): what waits stays for a page that may send it. */
+const PAGE_REASONS: readonly string[] = ['embedder-policy', 'automation', 'dev-build'];
 
 export interface OutboxDeps {
-  /** The consent gate (3-consent-gate.ts), asked at push and again at hand-over. */
-  consent(): ConsentState;
-  /** Loads the transport; resolves the error if it cannot be had. Called only when consent is on. */
-  loadTransport(): Promise<Transport | Error>;
-  dropped(event: Outgoing, reason: string): void;
+  db: Storage;
+  projectKey: string;
+  apiHost: string;
   intervalMs: number;
+  firstRunGrace: boolean;
+  /** The consent gate (3-consent-gate.ts), asked before every attempt. */
+  consent(): ConsentState;
+  identity(): Identity;
+  /** The stored id differs from the one in memory: another tab changed it; read it again. */
+  stale(): void;
+  metadata(): Metadata;
+  audit: Audit;
+  loadTransport(): Promise<Transport>;
+  /** Tells the delivering tab that we wrote events. */
+  wrote(): void;
 }
 
-/** Events waiting at once, at most; past it new events are dropped ('outbox full'). */
-export const OUTBOX_CAPACITY = 500;
+export interface DeliveryStatus {
+  /** Where pending events wait: IndexedDB, or (it failed) this tab's memory. */
+  outbox: 'indexeddb' | 'memory';
+  /** Why the outbox is in memory, when it is. */
+  outboxProblem?: string;
+  /** Events waiting in the outbox (all tabs', or this tab's when in memory). */
+  pending: number;
+  /** This tab is the one delivering the shared outbox. */
+  delivering: boolean;
+  transport: 'not-loaded' | 'loading' | 'ready' | 'failed' | 'unusable';
+  transportProblem?: string;
+  /** The last failed request, and when the next attempt is due (ISO 8601). */
+  lastError?: string;
+  nextAttempt?: string;
+}
 
 export interface Outbox {
-  push(event: Outgoing): void;
-  /** Hands over what waits, if the gate says yes; resolves when the transport has it. */
+  /** Keeps an accepted event (the gate said yes at acceptance). */
+  push(entry: OutboxEntry): void;
+  /** Sends what is pending now, if this tab delivers; resolves when the endpoint answered (or it cannot send now). */
   flush(): Promise<void>;
-  /** Drops everything waiting, each with `reason`, and the transport's pending retries. */
+  /** Forgets what this tab holds (each audited with `reason`) and aborts the request in flight. */
   discard(reason: string): void;
-  /** Arms the flush timer if anything waits (after consent turns on). */
-  schedule(): void;
+  /** Entries a stored change removed from the outbox: audited as dropped, if not already. */
+  emptied(entries: OutboxEntry[], reason: string): void;
+  /** The gate's answer changed. */
+  changed(state: ConsentState): void;
+  /** Another tab wrote events. */
+  wrote(): void;
+  status(): Promise<DeliveryStatus>;
   close(): void;
 }
 
 export function createOutbox(deps: OutboxDeps): Outbox {
-  const queue: Outgoing[] = [];
-  let timer: ReturnType<typeof setTimeout> | undefined;
+  const store = outboxStore(deps.db);
+  /** Accepted, not yet written to IndexedDB. */
+  let staged: OutboxEntry[] = [];
+  /** Every entry this tab knows is waiting (its own, and what it last read as the delivering tab). */
+  const known = new Map<string, OutboxEntry>();
+  /** Requests made per event, for the audit. */
+  const attempts = new Map<string, number>();
+  let mode: DeliveryStatus['outbox'] = 'indexeddb';
+  let modeProblem: string | undefined;
+  let writing: Promise<void> | undefined;
+  let leadership: Leadership | undefined;
+  let closed = false;
+
   let transport: Transport | undefined;
-  let failure: Error | undefined;
-  /** One load, shared by concurrent flushes: posthog-js is started once per instance. */
-  let loading: Promise<Transport | Error> | undefined;
+  let transportState: DeliveryStatus['transport'] = 'not-loaded';
+  let transportProblem: string | undefined;
+  let loading: Promise<void> | undefined;
+  let loadFailures = 0;
+  let loadAgainAt = 0;
 
-  /** Drops everything waiting here, and the transport's pending retries: nothing more leaves. */
-  const discard = (reason: string) => {
-    for (const e of queue.splice(0)) deps.dropped(e, reason);
-    transport?.cancel();
+  /** The request in flight, which an opt-out aborts; and what it carries. */
+  let inFlight: { controller: AbortController; uuids: Set<string>; reason?: string } | undefined;
+  let failures = 0;
+  let lastError: string | undefined;
+  let retryAt = 0;
+  let quotaUntil = 0;
+
+  let flushTimer: ReturnType<typeof setTimeout> | undefined;
+  let retryTimer: ReturnType<typeof setTimeout> | undefined;
+  let draining: Promise<void> | undefined;
+  let again = false;
+
+  const dropped = (e: OutboxEntry, reason: string) => {
+    known.delete(e.uuid);
+    attempts.delete(e.uuid);
+    deps.audit.add({ name: wireName(e), outcome: 'dropped', reason, uuid: e.uuid });
   };
 
-  /** The hand-over. Synchronous from the gate's answer to send(): nothing can change between. */
-  const handOver = (t: Transport | undefined) => {
+  /** First-run grace: this is the very first page load of this browser's id, so nothing leaves. */
+  const inGrace = () => {
+    const who = deps.identity();
+    return deps.firstRunGrace && who.firstSessionId !== undefined && who.firstSessionId === who.sessionId;
+  };
+
+  /** This tab sends: it leads (or its outbox is in memory, so only it can). */
+  const delivers = () => !closed && (mode === 'memory' || leadership?.leading() === true);
+
+  // ---- writing ----------------------------------------------------------------------------
+
+  /** Writes what was accepted since the last write, in one transaction. */
+  const write = (): Promise<void> => {
+    if (writing) return writing.then(() => (staged.length ? write() : undefined));
+    if (!staged.length || mode === 'memory') return Promise.resolve();
+    const batch = staged;
+    staged = [];
+    const written = store
+      .add(batch, OUTBOX_LIMITS)
+      .then(
+        (evicted) => {
+          for (const e of evicted) dropped(e, 'outbox full: the oldest waiting events are dropped');
+          if (!delivers()) {
+            for (const e of batch) known.delete(e.uuid); // the delivering tab has them now
+            deps.wrote();
+          }
+        },
+        (err: unknown) => {
+          // IndexedDB failed mid-session: keep consented events in this tab's memory (they are in
+          // `known`) and say so in config(). Consent is unaffected: it lives in its own record.
+          mode = 'memory';
+          modeProblem = `IndexedDB write failed: ${safeString(err).slice(0, 200)}`;
+          leadership?.resign();
+          leadership = undefined;
+        },
+      )
+      .finally(() => (writing = undefined));
+    writing = written;
+    return written.then(() => (staged.length ? write() : undefined));
+  };
+
+  // ---- the transport ----------------------------------------------------------------------
+
+  /** Starts loading posthog-js if something may be sent and it is not loaded, failed recently or unusable. */
+  const warm = (): Promise<void> => {
+    if (transport || transportState === 'unusable' || closed) return Promise.resolve();
+    if (loading) return loading;
+    if (Date.now() < loadAgainAt) return Promise.resolve();
+    transportState = 'loading';
+    loading = deps.loadTransport().then(
+      (t) => {
+        if (closed) return t.close();
+        transport = t;
+        transportState = 'ready';
+        transportProblem = undefined;
+        loadFailures = 0;
+      },
+      (err: unknown) => {
+        transportProblem = safeString(err instanceof Error ? err.message : err).slice(0, 200);
+        if (err instanceof UnusableTransport) {
+          transportState = 'unusable';
+          deps.audit.add({ name: '(transport)', outcome: 'dropped', reason: `posthog-js is not usable (${transportProblem}): nothing is sent; events wait in the outbox` });
+          return;
+        }
+        // Blocked or offline: try again later (and at once when the browser is back online).
+        transportState = 'failed';
+        loadFailures++;
+        loadAgainAt = Date.now() + backoff(loadFailures);
+        wakeAt(loadAgainAt);
+      },
+    );
+    loading = loading.finally(() => (loading = undefined));
+    return loading;
+  };
+
+  // ---- delivering -------------------------------------------------------------------------
+
+  /**
+   * Sorts what waits: returns what may be sent now; drops what never may (expired, recorded
+   * under a cleared id, or the user's wish is off); leaves the rest waiting.
+   */
+  const sort = (entries: OutboxEntry[], state: ConsentState, now: number, analyticsId: string): OutboxEntry[] => {
+    const gone: OutboxEntry[] = [];
+    const ready: OutboxEntry[] = [];
+    for (const e of entries) {
+      if (inFlight?.uuids.has(e.uuid)) continue;
+      let reason: string | undefined;
+      if (now - e.queuedAt > OUTBOX_TTL_MS) reason = `expired: not delivered within ${OUTBOX_TTL_MS / 86_400_000} days`;
+      else if (e.distinctId !== analyticsId) reason = 'cleared';
+      else if (!state.enabled && (state.reason === 'user-opted-out' || state.reason === 'privacy-signal')) reason = state.reason; // the user's wish, not this page's
+      else if (now < quotaUntil) reason = `quota-limited: the endpoint said the project is over its quota (until ${new Date(quotaUntil).toISOString()})`;
+      if (reason) {
+        dropped(e, reason);
+        gone.push(e);
+      } else ready.push(e);
+    }
+    if (gone.length && mode === 'indexeddb') void store.remove(gone.map((e) => e.uuid)).catch(() => undefined);
+    return ready;
+  };
+
+  /**
+   * What waits, oldest first: the shared outbox as it is now (and the id stored with it), plus
+   * what this tab has not written yet. Undefined if this tab's idea of the id is out of date.
+   */
+  const pending = async (): Promise<OutboxEntry[] | undefined> => {
+    await write();
+    const id = deps.identity().analyticsId;
+    if (mode === 'memory') return [...known.values()].sort((a, b) => (a.uuid < b.uuid ? -1 : 1));
+    let read: Awaited<ReturnType<typeof store.list>>;
+    try {
+      read = await store.list(deps.projectKey, deps.apiHost);
+    } catch (err) {
+      mode = 'memory';
+      modeProblem = `IndexedDB read failed: ${safeString(err).slice(0, 200)}`;
+      return undefined;
+    }
+    if (read.config && read.config.analyticsId !== id) {
+      deps.stale(); // another tab cleared the id and we have not heard yet: judge nothing by the old one
+      return undefined;
+    }
+    const stored = new Set(read.entries.map((e) => e.uuid));
+    for (const e of known.values()) if (!stored.has(e.uuid) && !staged.includes(e)) known.delete(e.uuid); // delivered or dropped elsewhere
+    for (const e of read.entries) known.set(e.uuid, e);
+    return read.entries;
+  };
+
+  /** One attempt: a request carrying `batch`, the gate asked synchronously just before. */
+  const attempt = async (batch: OutboxEntry[]): Promise<'sent' | 'stop'> => {
     const state = deps.consent();
-    if (!state.enabled) {
-      if (state.reason !== 'loading') discard(state.reason);
-      return;
+    if (!state.enabled || !delivers() || !transport || inGrace()) return 'stop';
+    const t = transport;
+    const wire = batch.map((e) => allowListed(e, t, deps.metadata()));
+    const flight = { controller: new AbortController(), uuids: new Set(batch.map((e) => e.uuid)), reason: undefined as string | undefined };
+    inFlight = flight;
+    for (const e of batch) attempts.set(e.uuid, (attempts.get(e.uuid) ?? 0) + 1);
+    let answer: Answer;
+    try {
+      answer = await t.send(wire, flight.controller.signal);
+    } finally {
+      inFlight = undefined;
     }
-    if (!t) return discard(`transport unavailable (${failure?.message ?? 'not loaded'})`);
-    if (queue.length) t.send(queue.splice(0));
+    if (flight.reason !== undefined) return 'stop'; // cancelled: discard() has audited them
+    const ok = answer.status >= 200 && answer.status < 300;
+    const refused = answer.status >= 400 && answer.status < 500 && answer.status !== 408 && answer.status !== 429;
+    if (!ok && !refused) {
+      failures++;
+      lastError = answer.status ? `HTTP ${answer.status}` : (answer.error ?? 'no answer');
+      retryAt = Date.now() + backoff(failures);
+      wakeAt(retryAt);
+      return 'stop';
+    }
+    failures = 0;
+    lastError = undefined;
+    if (answer.quotaLimited) quotaUntil = Date.now() + QUOTA_MS;
+    if (mode === 'indexeddb') await store.remove([...flight.uuids]).catch(() => undefined);
+    const session = deps.identity().sessionId;
+    batch.forEach((e, i) => {
+      const n = attempts.get(e.uuid) ?? 1;
+      known.delete(e.uuid);
+      attempts.delete(e.uuid);
+      if (refused) return deps.audit.add({ name: wireName(e), outcome: 'dropped', reason: `refused by the endpoint (HTTP ${answer.status})`, uuid: e.uuid });
+      const notes = [
+        e.note,
+        e.sessionId !== session ? 'recorded in an earlier page load or another tab' : undefined,
+        answer.quotaLimited ? 'the endpoint answered quota_limited: PostHog discards it' : undefined,
+      ].filter(Boolean);
+      deps.audit.add({ name: wireName(e), outcome: 'sent', properties: structuredClone(wire[i]!.properties), uuid: e.uuid, attempts: n, ...(notes.length ? { reason: notes.join('; ') } : {}) });
+    });
+    return 'sent';
   };
 
-  const flush = async () => {
-    clearTimeout(timer);
-    timer = undefined;
-    if (!queue.length) return;
-    if (!deps.consent().enabled) return handOver(undefined); // no transport fetch while off
-    if (!transport) {
-      const loaded = await (loading ??= deps.loadTransport());
-      if (loaded instanceof Error) failure = loaded;
-      else transport = loaded;
+  /** Delivers everything that may leave now, one request per MAX_BATCH. Concurrent calls share one pass. */
+  const drain = (): Promise<void> => {
+    clearTimeout(flushTimer);
+    flushTimer = undefined;
+    if (draining) {
+      again = true;
+      return draining;
     }
-    handOver(transport);
+    draining = (async () => {
+      do {
+        again = false;
+        const state = deps.consent();
+        if (!state.enabled && state.reason === 'loading') break;
+        if (!delivers() && state.enabled) {
+          await write();
+          break;
+        }
+        const entries = await pending();
+        const now = deps.consent();
+        if (!entries || (!now.enabled && now.reason === 'loading')) break;
+        const ready = sort(entries, now, Date.now(), deps.identity().analyticsId);
+        if (!ready.length || !now.enabled || inGrace() || Date.now() < retryAt) break;
+        await warm();
+        if (!transport) break; // it waits in the outbox: loading is retried with backoff, and on 'online'
+        if ((await attempt(ready.slice(0, MAX_BATCH))) === 'stop') break;
+        if (ready.length > MAX_BATCH) again = true;
+      } while (again && !closed);
+    })()
+      .catch(() => undefined) // never into the host; what waits stays for the next pass
+      .finally(() => (draining = undefined));
+    return draining;
   };
 
+  /** Arms the flush window: what is pending goes out together when it ends. */
   const schedule = () => {
-    if (timer === undefined && queue.length && deps.consent().enabled) {
-      timer = setTimeout(() => void flush().catch(() => undefined), deps.intervalMs);
+    if (flushTimer === undefined && !closed) flushTimer = setTimeout(() => void drain(), deps.intervalMs);
+  };
+
+  /** Runs a pass at `at` (a retry or a transport reload). */
+  const wakeAt = (at: number) => {
+    clearTimeout(retryTimer);
+    if (!closed) retryTimer = setTimeout(() => void drain(), Math.max(0, at - Date.now()));
+  };
+
+  /** Leads delivery while the gate is on (and this is not a first run's grace); resigns otherwise. */
+  const follow = (state: ConsentState) => {
+    const should = state.enabled && !closed && mode === 'indexeddb' && !inGrace();
+    if (should && !leadership) {
+      // Taking over: what earlier pages and other tabs left goes out with the next flush window.
+      leadership = lead(deps.db, `rerun-analytics-drain ${deps.apiHost} ${deps.projectKey}`, deps.identity().sessionId, schedule);
+    } else if (!should && leadership) {
+      leadership.resign();
+      leadership = undefined;
     }
   };
 
-  // The page is going away: hand over now if the transport is already here (posthog-js then
-  // uses a keepalive request). Without a loaded transport, nothing can leave synchronously.
+  // ---- the page going away ----------------------------------------------------------------
+
+  // Hidden (tab switched, app backgrounded): the page still runs, so deliver now, normally.
+  // Pagehide (navigating away, closing): only what is synchronous leaves, so hand what this
+  // tab knows is waiting to the browser's beacon, after asking the gate. The rest stays in the
+  // outbox for the next visit (the request in flight, if any, goes on with keepalive).
   const onHide = (e: Event) => {
     try {
-      if (transport && (e.type === 'pagehide' || document.visibilityState === 'hidden')) handOver(transport);
+      if (closed) return;
+      if (e.type === 'visibilitychange') {
+        if (document.visibilityState === 'hidden') void drain();
+        return;
+      }
+      if (!delivers() || !transport || inGrace() || !deps.consent().enabled) return void write();
+      const ready = sort([...known.values()], deps.consent(), Date.now(), deps.identity().analyticsId).slice(0, MAX_BATCH);
+      if (!ready.length) return;
+      const t = transport;
+      const wire = ready.map((x) => allowListed(x, t, deps.metadata()));
+      if (!t.beacon(wire)) return;
+      staged = staged.filter((x) => !ready.includes(x)); // not written: nothing to remove for those
+      if (mode === 'indexeddb') void store.remove(ready.map((x) => x.uuid)).catch(() => undefined);
+      ready.forEach((x, i) => {
+        known.delete(x.uuid);
+        deps.audit.add({
+          name: wireName(x),
+          outcome: 'sent',
+          reason: 'handed to the browser as the page closed (a beacon: sent without an answer)',
+          properties: structuredClone(wire[i]!.properties),
+          uuid: x.uuid,
+          attempts: (attempts.get(x.uuid) ?? 0) + 1,
+        });
+      });
     } catch {
       // the page is going away; never throw into its handlers
     }
   };
+  const onOnline = () => {
+    loadAgainAt = 0;
+    retryAt = 0;
+    void drain();
+  };
   globalThis.addEventListener?.('visibilitychange', onHide);
   globalThis.addEventListener?.('pagehide', onHide);
+  globalThis.addEventListener?.('online', onOnline);
+
+  /** Forgets what this tab holds, each audited as dropped with `reason`, and aborts the request in flight. */
+  const discard = (reason: string) => {
+    if (inFlight) {
+      inFlight.reason = reason;
+      inFlight.controller.abort();
+      for (const uuid of inFlight.uuids) {
+        const e = known.get(uuid);
+        if (e) dropped(e, `${reason} (its request was aborted in flight)`);
+      }
+    }
+    for (const e of [...known.values()]) dropped(e, reason);
+    staged = [];
+  };
 
   return {
-    push(event) {
-      const state = deps.consent();
-      if (!state.enabled && state.reason !== 'loading') return deps.dropped(event, state.reason);
-      if (queue.length >= OUTBOX_CAPACITY) return deps.dropped(event, 'outbox full');
-      queue.push(event);
+    push(entry) {
+      if (closed) return dropped(entry, 'shut down');
+      known.set(entry.uuid, entry);
+      if (mode === 'indexeddb') {
+        staged.push(entry);
+        if (staged.length === 1) setTimeout(() => void write(), 0); // one transaction for everything accepted meanwhile
+      }
+      if (!inGrace()) void warm(); // start loading now, not at the first flush: a closing tab can only beacon with it loaded
       schedule();
     },
-    flush,
+    async flush() {
+      await leadership?.decided; // a tab that just started may be about to lead
+      await drain();
+    },
     discard,
-    schedule,
+    emptied(entries, reason) {
+      for (const e of entries) if (!deps.audit.has(e.uuid)) dropped(e, reason); // those this tab held are audited already
+    },
+    changed(state) {
+      if (!state.enabled && PAGE_REASONS.includes(state.reason)) {
+        // This page may not send (its embedder, automation, a dev build), but the user did not
+        // say no: what waits stays in the shared outbox for a page that may.
+        void write();
+        known.clear();
+      } else if (!state.enabled && state.reason !== 'loading') discard(state.reason);
+      follow(state);
+      if (state.enabled && known.size) schedule();
+    },
+    wrote() {
+      if (delivers()) schedule();
+    },
+    async status() {
+      const stored = mode === 'indexeddb' ? await store.size().catch(() => undefined) : undefined;
+      return {
+        outbox: mode,
+        ...(modeProblem ? { outboxProblem: modeProblem } : {}),
+        pending: stored?.count ?? known.size,
+        delivering: delivers(),
+        transport: transportState,
+        ...(transportProblem ? { transportProblem } : {}),
+        ...(lastError ? { lastError } : {}),
+        ...(retryAt > Date.now() ? { nextAttempt: new Date(retryAt).toISOString() } : {}),
+      };
+    },
     close() {
-      clearTimeout(timer);
+      closed = true;
+      clearTimeout(flushTimer);
+      clearTimeout(retryTimer);
+      leadership?.resign();
+      leadership = undefined;
       transport?.close();
       globalThis.removeEventListener?.('visibilitychange', onHide);
       globalThis.removeEventListener?.('pagehide', onHide);
+      globalThis.removeEventListener?.('online', onOnline);
     },
   };
+}
+
+/** Exponential backoff with ±50 % jitter: 3 s, 6 s, 12 s … at most 5 minutes. */
+function backoff(failures: number): number {
+  const base = Math.min(300_000, 3000 * 2 ** Math.max(0, failures - 1));
+  return Math.round(base * (0.5 + Math.random()));
 }

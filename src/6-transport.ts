@@ -1,39 +1,84 @@
-// Stage 6 — the transport: posthog-js, fetched with a dynamic import() only once consent is on,
-// so a user who opted out never even downloads it. We use the slim, no-external-scripts build:
-// no autocapture, recorder, surveys or toolbar code, and it cannot load scripts from a CDN.
-import type { Outgoing, Transport } from './4-outbox';
-import { allowListed, type Identity, type WireEvent } from './5-allow-list';
-import type { Audit } from './7-audit';
+// Stage 6 — the transport: posthog-js, fetched with a dynamic import() only once consent is on
+// and something waits, so a user who opted out never even downloads it. We use the slim,
+// no-external-scripts build (no autocapture, recorder, surveys or toolbar code; it cannot load
+// scripts from a CDN), and only its request layer: gzip, fetch with keepalive, sendBeacon.
+//
+// Why not capture(): it adds the page's URL, referrer and user agent to every event; it keeps
+// failed requests in a retry queue we cannot reach and retries them after an opt-out; it drops
+// events on its own (quota, client rate limit, bot filter) while reporting them captured; and it
+// never says whether a request succeeded. So every attempt here is one request that we decided
+// to make at that moment (4-outbox.ts asks the consent gate first) and whose answer we read.
+import type { WireEvent } from './5-allow-list';
 import { safeString } from './plain';
 
-export interface TransportOptions {
-  projectKey: string;
-  apiHost: string;
-  /** Read at hand-over, so clear() takes effect for the very next event. */
-  identity(): Identity;
-  /** Identify's person properties beyond the declared ones: the opt-in metadata. */
-  metadata(): Record<string, unknown>;
-  audit: Audit;
+/** The answer to one attempt. */
+export interface Answer {
+  /** HTTP status; 0 when no answer came (offline, refused, aborted, timed out). */
+  status: number;
+  /** The endpoint answered that the project is over its quota: PostHog discards these events. */
+  quotaLimited: boolean;
+  error?: string;
 }
 
-let instances = 0;
+export interface Transport {
+  /** posthog-js's version, sent as `$lib_version`. */
+  readonly version: string;
+  /** One request carrying `batch`; resolves with the endpoint's answer, never rejects. */
+  send(batch: WireEvent[], signal: AbortSignal): Promise<Answer>;
+  /** The page is closing: hands `batch` to the browser's beacon, synchronously. Returns false if it refused. */
+  beacon(batch: WireEvent[]): boolean;
+  close(): void;
+}
 
-/** Loads and starts posthog-js. Rejects if the chunk cannot be fetched or init fails. */
-export async function loadTransport(opts: TransportOptions): Promise<Transport> {
+export interface TransportOptions {
+  apiHost: string;
+  /** posthog-js tried to send something we did not hand it (it should not): it is dropped and said so. */
+  refused(name: string): void;
+}
+
+/** A request that gets no answer within this is given up (and retried later by the outbox). */
+const REQUEST_TIMEOUT_MS = 30_000;
+
+/** posthog-js's private parts this module relies on: all are checked when it loads. */
+interface PostHogPrivate {
+  __loaded?: boolean;
+  version?: string;
+  _send_request?: (options: Record<string, unknown>) => void;
+}
+
+/** Thrown when the loaded posthog-js is not the one this module was tested with: it is not used. */
+export class UnusableTransport extends Error {}
+
+/**
+ * One posthog-js instance serves every analytics instance of the page: its request layer needs no
+ * project key (each batch carries ours), and posthog-js cannot be fully shut down (its listeners
+ * and timers stay), so making one per createAnalytics() would grow without bound.
+ */
+let shared: Promise<PostHogPrivate> | undefined;
+/** Whom to tell if posthog-js tries to capture on its own. */
+const listeners = new Set<(name: string) => void>();
+
+async function start() {
   const { posthog } = await import('posthog-js/dist/module.slim.no-external.js');
-  // Events handed over and not yet captured or refused; the allow-list admits only these.
-  const handed = new Map<string, { event: Outgoing; who: Identity }>();
-
-  const name = `rerun-analytics-${++instances}`;
+  // A random token and instance name: nothing on the page can address this instance by a known
+  // key (posthog-js reads `window._POSTHOG_REMOTE_CONFIG[token]` and keys storage by name). It is
+  // never sent: every batch carries the project key in its events.
+  const token = `rerun-analytics-${crypto.getRandomValues(new Uint32Array(2)).join('')}`;
   const client = posthog.init(
-    opts.projectKey,
+    token,
     {
-      api_host: opts.apiHost,
+      api_host: 'https://invalid.example', // never used: every request names its own URL
+      persistence_name: token,
+      // Pinned, because their defaults read the page: `?__posthog_debug=true` (or a
+      // `localStorage.ph_debug`) would switch on logging and write `ph_debug`; explicitly false,
+      // posthog-js ignores both (and removes its `ph_debug` key).
+      debug: false,
+      cross_subdomain_cookie: false,
+      secure_cookie: true,
       // Identity is ours: posthog-js keeps nothing between page loads (no cookie, no storage).
       persistence: 'memory',
       disable_persistence: true,
-      bootstrap: { distinctID: opts.identity().distinctId, isIdentifiedID: false },
-      // Everything that would collect on its own, or talk to PostHog beyond capture, is off.
+      // Everything that would collect on its own, or talk to PostHog beyond our requests, is off.
       autocapture: false,
       capture_pageview: false,
       capture_pageleave: false,
@@ -47,78 +92,103 @@ export async function loadTransport(opts: TransportOptions): Promise<Transport> 
       disable_product_tours: true,
       disable_conversations: true,
       disable_web_experiments: true,
+      disable_scroll_properties: true,
+      disableDeviceModel: true,
       advanced_disable_flags: true,
       advanced_disable_toolbar_metrics: true,
       disable_external_dependency_loading: true,
       save_referrer: false,
       save_campaign_params: false,
-      person_profiles: 'always',
-      // Whether automation may send is our gate's decision (3-consent-gate.ts), not a silent
-      // user-agent filter's: otherwise the audit would say "sent" for a dropped event.
+      request_batching: false, // no queue, no timer: we make each request ourselves
+      request_headers: {},
+      on_request_error: () => undefined, // silent: the outbox records every failure
+      // We never call capture(); if anything does, nothing leaves: before_send refuses it, in any
+      // browser (its bot filter, which would hide this in automated tests, is off).
       opt_out_useragent_filter: true,
       before_send: (cr) => {
-        const mine = cr ? handed.get(cr.uuid) : undefined;
-        if (!cr || !mine) {
-          if (cr) opts.audit.add({ name: cr.event, outcome: 'dropped', reason: 'not recorded by the host (made by posthog-js)' });
-          return null;
-        }
-        return allowListed(cr as WireEvent, mine.event, mine.who, opts.metadata()) as typeof cr;
+        if (cr) for (const tell of listeners) tell(String(cr.event));
+        return null;
       },
-    },
-    name,
-  );
-  if (!client) throw new Error('posthog-js did not initialise');
+    } as Parameters<typeof posthog.init>[1],
+    token,
+  ) as unknown as PostHogPrivate | undefined;
+  if (!client || client.__loaded !== true) throw new UnusableTransport('posthog-js did not initialise');
+  return client;
+}
 
-  /**
-   * posthog-js retries a failed request (5xx, offline) for minutes, and beacons the retries out
-   * at pagehide, whatever our consent says. It has no public way to cancel them, so we empty
-   * its retry queue (a private field, pinned by test/browser/review.test.ts) when consent goes.
-   */
-  const cancel = () => {
-    const retries = (client as unknown as { _retryQueue?: { _queue?: unknown[] } })._retryQueue;
-    if (retries && Array.isArray(retries._queue)) retries._queue = [];
-  };
-
-  // Emitted after before_send with the object posthog-js serialises: the audit's 'sent' record.
-  client.on('eventCaptured', (cr: WireEvent) => {
-    const note = handed.get(cr.uuid)?.event.note;
-    if (!handed.delete(cr.uuid)) return;
-    opts.audit.add({ name: cr.event, outcome: 'sent', ...(note ? { reason: note } : {}), properties: structuredClone(cr.properties) });
+/** Loads posthog-js (once per page). Rejects if the chunk cannot be fetched (try again later) or is not usable (UnusableTransport). */
+export async function loadTransport(opts: TransportOptions): Promise<Transport> {
+  const starting = (shared ??= start());
+  starting.catch((err: unknown) => {
+    if (!(err instanceof UnusableTransport) && shared === starting) shared = undefined; // a failed fetch: the next attempt loads again
   });
+  const client = await starting;
+  // The private part we rely on, checked at every load: a posthog-js without it (a newer
+  // version, say) is not used at all. Events then wait in the outbox; config() says why.
+  if (typeof client._send_request !== 'function') throw new UnusableTransport(`posthog-js ${safeString(client.version)} has no _send_request`);
+  const version = typeof client.version === 'string' ? client.version : 'unknown';
+  listeners.add(opts.refused);
+  const url = `${opts.apiHost}/e/`;
+  const request = (batch: WireEvent[], extra: Record<string, unknown>) =>
+    client._send_request!({
+      method: 'POST',
+      url,
+      data: batch,
+      compression: 'gzip-js',
+      // posthog-js wraps the batch as {api_key, batch, sent_at}: the server corrects clock skew with sent_at.
+      timestampMode: 'capture-body',
+      // A request posthog-js drops itself (its server rate limit) still reports back.
+      fireCallbackOnDrop: true,
+      ...extra,
+    });
 
   return {
-    send(events) {
-      const who = opts.identity();
-      for (const event of events) {
-        handed.set(event.uuid, { event, who });
-        let reason = 'refused by posthog-js';
+    version,
+    send(batch, signal) {
+      return new Promise<Answer>((resolve) => {
+        // If posthog-js ever stops calling back, the outbox must not wait forever: no answer, retry later.
+        const watchdog = setTimeout(() => resolve({ status: 0, quotaLimited: false, error: 'posthog-js gave no answer' }), REQUEST_TIMEOUT_MS + 5000);
+        const settle = (answer: Answer) => (clearTimeout(watchdog), resolve(answer));
         try {
-          client.capture(event.name, {}, {
-            uuid: event.uuid,
-            timestamp: event.time,
-            // Our outbox is the bound; posthog-js's limiter would drop silently and then send
-            // a warning that names the page.
-            skip_client_rate_limiting: true,
-            // Straight to the network: a batch left in posthog-js's queue is out of reach of an opt-out.
-            send_instantly: true,
+          request(batch, {
+            transport: 'fetch',
+            // Ours replaces posthog-js's own signal: aborting it (an opt-out) stops the request,
+            // even while posthog-js is still compressing it. No cookies, no Referer.
+            fetchOptions: { signal: withTimeout(signal, REQUEST_TIMEOUT_MS), credentials: 'omit', referrerPolicy: 'no-referrer' },
+            callback: (res: { statusCode?: unknown; json?: unknown; text?: unknown; error?: unknown }) => {
+              const status = typeof res?.statusCode === 'number' ? res.statusCode : 0;
+              settle({ status, quotaLimited: quotaLimited(res), ...(res?.error ? { error: safeString(res.error).slice(0, 200) } : {}) });
+            },
           });
         } catch (err) {
-          reason = `transport error: ${safeString(err).slice(0, 200)}`; // never into the host
+          settle({ status: 0, quotaLimited: false, error: `transport error: ${safeString(err).slice(0, 200)}` });
         }
-        // Still here: posthog-js did not send it (refused, or threw). Say so.
-        if (handed.delete(event.uuid)) opts.audit.add({ name: event.name, outcome: 'dropped', reason });
-      }
+      });
     },
-    cancel,
-    close() {
-      cancel();
-      handed.clear();
+    beacon(batch) {
       try {
-        void client.shutdown(); // its queues are empty now: nothing is beaconed
-        delete (posthog as unknown as Record<string, unknown>)[name];
+        request(batch, { transport: 'sendBeacon' });
+        return true;
       } catch {
-        // releasing is best effort
+        return false;
       }
     },
+    close: () => void listeners.delete(opts.refused),
   };
+}
+
+/** `signal`, also aborted after `ms` (a request with no answer is given up, and retried later). */
+function withTimeout(signal: AbortSignal, ms: number): AbortSignal {
+  const any = (AbortSignal as { any?: (signals: AbortSignal[]) => AbortSignal }).any;
+  return typeof any === 'function' && typeof AbortSignal.timeout === 'function' ? any([signal, AbortSignal.timeout(ms)]) : signal;
+}
+
+/** PostHog answers 200 with `{"quota_limited": ["events"]}` when it discards a project's events. */
+function quotaLimited(res: { json?: unknown; text?: unknown }): boolean {
+  try {
+    const body = (res.json ?? (typeof res.text === 'string' && res.text ? JSON.parse(res.text) : undefined)) as { quota_limited?: unknown } | undefined;
+    return Array.isArray(body?.quota_limited) && body.quota_limited.includes('events');
+  } catch {
+    return false;
+  }
 }

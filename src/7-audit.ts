@@ -5,16 +5,27 @@ export interface AuditEntry {
   /** ISO 8601. */
   time: string;
   name: string;
+  /**
+   * 'sent': the endpoint received it (a request carrying it was answered 2xx), or, as the page
+   * closed, it was handed to the browser's beacon, which sends without reporting back (the reason
+   * says so). 'dropped': it never left, or the endpoint refused it (the reason says which).
+   */
   outcome: 'sent' | 'dropped';
-  /** For 'dropped': why it never left. For 'sent': a note, e.g. properties the catalog removed. */
+  /** For 'dropped': why. For 'sent': a note (properties the catalog removed, a replay, a retry, a beacon). */
   reason?: string;
   /** For 'sent': exactly the properties the server receives. */
   properties?: Record<string, unknown>;
+  /** The event's uuid on the wire, once it has one (the server deduplicates on it). */
+  uuid?: string;
+  /** For 'sent': how many requests carried it until one was answered (1 unless retried). */
+  attempts?: number;
 }
 
 export interface Audit {
   add(entry: Omit<AuditEntry, 'time'>): void;
   entries(): AuditEntry[];
+  /** Whether an entry about this event uuid is still in the buffer. */
+  has(uuid: string): boolean;
 }
 
 /** A ring buffer of `capacity` entries: the oldest is overwritten, memory never grows. */
@@ -28,6 +39,7 @@ export function createAudit(capacity: number): Audit {
       else ring[next] = full;
       next = (next + 1) % capacity;
     },
+    has: (uuid) => ring.some((e) => e.uuid === uuid),
     entries() {
       // Oldest first; copies, so a curious user in devtools cannot edit the record.
       const ordered = ring.length < capacity ? ring : [...ring.slice(next), ...ring.slice(0, next)];

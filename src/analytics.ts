@@ -3,20 +3,20 @@
 // Nothing here throws into the host after option validation, and nothing blocks it.
 import { nanoid } from 'nanoid';
 import { fromNative, fromRecord, type Recorded } from './1-record';
-import { validate } from './2-validate';
-import { decide, type ConsentFacts, type ConsentState } from './3-consent-gate';
-import { createOutbox, type Outgoing } from './4-outbox';
+import { validate, type Valid } from './2-validate';
+import type { ConsentState } from './3-consent-gate';
+import { createOutbox, type DeliveryStatus } from './4-outbox';
 import { wireName } from './5-allow-list';
 import { loadTransport } from './6-transport';
 import { createAudit, type AuditEntry } from './7-audit';
 import { CATALOG, type BuiltInCatalog, type Catalog, type PropsFor } from './catalog';
+import { createConsent } from './consent';
 import { disclosure } from './disclosure';
 import { resolveOptions, type AnalyticsOptions } from './options';
-import { locationProps } from './root-domain';
-import { readSignals } from './signals';
-import { connectTabs, type Change } from './tabs';
 import { safeString } from './plain';
-import { forgetLegacy, newAnalyticsId, openConfigStore, plainMetadata, type Metadata, type StoredConfig } from './store';
+import { locationProps } from './root-domain';
+import { openStorage, plainMetadata, type Metadata, type OutboxEntry } from './store';
+import { connectTabs } from './tabs';
 
 export type AnalyticsState = ConsentState;
 
@@ -27,6 +27,8 @@ export interface ConfigSnapshot {
   reason: string;
   metadata: Metadata;
   storage: 'indexeddb' | 'unavailable';
+  /** Where events wait and how delivery goes (the outbox, the transport, the last failure). */
+  delivery: DeliveryStatus;
 }
 
 type LooseProps = Record<string, boolean | number | string | null | undefined>;
@@ -57,160 +59,101 @@ export interface Analytics<C extends Catalog = BuiltInCatalog> {
   /** New id, metadata wiped, pending events dropped; the user's choice is kept. */
   clear(): Promise<void>;
   setMetadata(props: Record<string, boolean | number | string>): Promise<void>;
-  /** Hands what is pending to the transport now (if consent allows). */
+  /** Sends what is pending now (if consent allows); resolves when the endpoint answered, or nothing can be sent now. */
   flush(): Promise<void>;
   shutdown(): Promise<void>;
   details(): string;
 }
 
+/** Events recorded before the stored choice is read wait for it, at most this many. */
+export const HOLD_CAPACITY = 500;
+/** shutdown() waits this long at most for what is pending to be delivered; the rest stays in the outbox. */
+const SHUTDOWN_WAIT_MS = 3000;
+
 export function createAnalytics<E extends Catalog = Record<never, never>>(options: AnalyticsOptions<E>): Analytics<BuiltInCatalog & E> {
   const opts = resolveOptions(options); // the only throw: a programmer error at this call
-  const catalog: Catalog = { ...CATALOG, ...opts.events };
+  const catalog: Catalog = Object.freeze({ ...CATALOG, ...opts.events });
   const audit = createAudit(opts.auditCapacity);
-  const store = openConfigStore();
   const sessionId = nanoid();
   let eventCounter = 0;
   let closed = false;
-  let stored: StoredConfig = { analyticsId: '', choice: 'unset', metadata: {} };
-  let choice: ConsentFacts['stored'] = 'loading';
-  const listeners = new Set<(s: AnalyticsState) => void>();
-
-  /** Everything the gate weighs, read now. */
-  const facts = (): ConsentFacts => {
-    const signals = readSignals();
-    return {
-      stored: choice,
-      devBuild: opts.devBuild,
-      force: opts.force,
-      automation: signals.automation,
-      privacySignal: opts.respectPrivacySignals && signals.privacySignal,
-      embedderForbids: opts.embedderPolicy === 'off' || signals.embedderForbids,
-    };
-  };
-  const consent = () => decide(facts());
-  let state = consent();
 
   const dropped = (name: string, reason: string) => audit.add({ name, outcome: 'dropped', reason });
 
+  const db = openStorage();
+  const consent = createConsent(opts, db, sessionId, {
+    changed(state) {
+      outbox.changed(state);
+      if (state.reason !== 'loading') release();
+    },
+    cleared: () => outbox.discard('cleared'),
+    emptied: (entries, reason) => outbox.emptied(entries, reason),
+    announce: (message) => tabs.announce(message),
+  });
+
   const outbox = createOutbox({
-    consent,
+    db,
+    projectKey: opts.projectKey,
+    apiHost: opts.apiHost,
     intervalMs: opts.flushIntervalMs,
-    dropped: (e: Outgoing, reason) => dropped(wireName(e), reason),
-    loadTransport: () =>
-      loadTransport({
-        projectKey: opts.projectKey,
-        apiHost: opts.apiHost,
-        audit,
-        identity: () => ({ distinctId: stored.analyticsId, sessionId }),
-        metadata: () => stored.metadata,
-      }).catch((err: unknown) => (err instanceof Error ? err : new Error(safeString(err)))), // the outbox drops with this as reason
+    firstRunGrace: opts.firstRunGrace,
+    consent: consent.state,
+    identity: consent.identity,
+    stale: () => consent.heard({ change: 'clear', choice: 'unset' }),
+    metadata: consent.metadata,
+    audit,
+    loadTransport: () => loadTransport({ apiHost: opts.apiHost, refused: (name) => dropped(name, 'not recorded by the host (made by posthog-js)') }),
+    wrote: () => tabs.wrote(),
   });
 
-  /** Re-decides after any change of facts; applies an "off" at once and tells subscribers. */
-  const refresh = () => {
-    const next = consent();
-    const changed = next.enabled !== state.enabled || next.reason !== state.reason;
-    state = next;
-    if (!next.enabled && next.reason !== 'loading') outbox.discard(next.reason);
-    if (next.enabled) outbox.schedule();
-    if (changed) {
-      for (const listener of [...listeners]) {
-        try {
-          listener({ ...next });
-        } catch {
-          // a host's listener must not break the others, nor us
-        }
-      }
-    }
+  const tabs = connectTabs({ changed: consent.heard, wrote: outbox.wrote });
+
+  /** Validated events waiting for the stored choice to be read (bounded). */
+  let held: Valid[] = [];
+
+  /** Into the outbox, stamped with the id it is recorded under. The gate said yes just before. */
+  const keep = (e: Valid) => {
+    const who = consent.identity();
+    const now = Date.now();
+    const entry: OutboxEntry = {
+      uuid: uuid7(now),
+      projectKey: opts.projectKey,
+      apiHost: opts.apiHost,
+      kind: e.kind,
+      name: e.name,
+      props: e.props,
+      at: e.time.getTime(),
+      queuedAt: now,
+      distinctId: who.analyticsId,
+      sessionId: who.sessionId,
+      ...(e.kind === 'Append' ? { eventId: ++eventCounter } : {}),
+      ...(e.note ? { note: e.note } : {}),
+      bytes: 0,
+    };
+    entry.bytes = JSON.stringify(entry).length;
+    outbox.push(entry);
   };
 
-  /** Another tab opted out while our first read was in flight: that read may predate it. */
-  let optOutWhileLoading = false;
-  const ready: Promise<void> = store.load().then(
-    (config) => {
-      stored = config;
-      choice = optOutWhileLoading ? 'disabled' : config.choice;
-    },
-    () => {
-      choice = 'unreadable'; // fail closed: we cannot know what the user chose
-      stored = { ...stored, analyticsId: newAnalyticsId() };
-    },
-  ).then(refresh);
-
-  const unreadable = () => choice === 'unreadable';
-
-  /** Takes a config read from (or written to) storage as the truth, and applies it. */
-  const adopt = (config: StoredConfig) => {
-    stored = config;
-    choice = config.choice;
-    refresh();
+  /** The stored choice is known now: held events go on, or are dropped with the reason. */
+  const release = () => {
+    const waiting = held;
+    held = [];
+    for (const e of waiting) gate(e);
   };
 
-  /** Storage failed after start: we no longer know what is stored, so send nothing. */
-  const failClosed = () => {
-    choice = 'unreadable';
-    refresh();
+  /** The consent gate, asked for one validated event. */
+  const gate = (e: Valid) => {
+    const state = consent.state();
+    if (state.enabled) return keep(e);
+    if (state.reason !== 'loading') return dropped(wireName(e), state.reason);
+    if (held.length >= HOLD_CAPACITY) return dropped(wireName(e), 'outbox full');
+    held.push(e);
   };
-
-  /**
-   * Counts local changes. A storage result is applied only if no local change began after
-   * it was asked for: IndexedDB answers in order, but our in-memory copy runs ahead of it.
-   */
-  let changes = 0;
-
-  /**
-   * Writes a change, then tells the other tabs. The in-memory copy changes first, so the change
-   * applies here at once. `change` must be pure (it runs on memory and in the transaction).
-   */
-  const persist = async (kind: Change, change: (c: StoredConfig) => StoredConfig) => {
-    const mine = ++changes;
-    stored = change(stored);
-    if (unreadable()) return;
-    try {
-      const result = await store.change(change);
-      if (mine === changes && !unreadable()) adopt(result); // it also carries what other tabs wrote before us
-      tabs.announce({ change: kind, choice: result.choice });
-    } catch {
-      failClosed(); // an opt-out that cannot be stored must not be undone by a later re-read
-    }
-  };
-
-  /** Another tab changed the stored config: an opt-out applies now, the rest after re-reading storage. */
-  const tabs = connectTabs(({ change, choice: announced }) => {
-    if (closed || unreadable()) return;
-    if (announced === 'disabled') {
-      changes++; // an older write of ours, landing later, must not turn this back on
-      if (choice === 'loading') optOutWhileLoading = true;
-      else choice = 'disabled';
-      refresh();
-    }
-    if (change === 'clear') outbox.discard('cleared'); // they were recorded under the old id
-    const asked = changes;
-    void ready
-      .then(() => store.load())
-      .then((config) => {
-        if (!closed && asked === changes && !unreadable()) adopt(config); // else a newer local change wins
-      }, failClosed);
-  });
 
   const accept = (rec: Recorded) => {
     const result = validate(rec, catalog, { app_env: opts.appEnv, ...locationProps(globalThis.location?.href ?? '') });
     if (!result.ok) return dropped(typeof rec.name === 'string' ? rec.name.slice(0, 100) : '(no name)', result.reason);
-    const e = result.event;
-    outbox.push({ ...e, uuid: uuid4(), ...(e.kind === 'Append' ? { eventId: ++eventCounter } : {}) });
-  };
-
-  const setEnabled = async (enabled: boolean) => {
-    await ready;
-    const next = enabled === true ? 'enabled' : 'disabled'; // when unsure, off
-    const choiceTime = new Date().toISOString();
-    if (!unreadable()) choice = next;
-    refresh(); // an opt-out discards pending events now, before the write
-    const change = (c: StoredConfig): StoredConfig => ({ ...c, choice: next, choiceTime });
-    // Storage failed earlier: still try to store an opt-out (always safe), so the next page
-    // load honours it; this page stays off whatever the answer.
-    if (unreadable() && next === 'disabled') await store.change(change).catch(() => undefined);
-    await persist('choice', change);
+    gate(result.event);
   };
 
   /** Runs a recording call; whatever goes wrong becomes an audit entry, never a throw. */
@@ -226,61 +169,60 @@ export function createAnalytics<E extends Catalog = Record<never, never>>(option
   };
 
   const instance: Analytics<BuiltInCatalog & E> = {
-    ready,
+    ready: consent.ready,
     record(name: unknown, props?: unknown) {
       guarded(() => fromRecord(name, props), () => safeString(name).slice(0, 100));
     },
     recordNative(event: unknown) {
       guarded(() => fromNative(event), () => nativeName(event));
     },
-    isEnabled: () => consent().enabled, // now: a meta tag added since the last change counts too
-    setEnabled,
-    enable: () => setEnabled(true),
-    disable: () => setEnabled(false),
-    subscribe(listener) {
-      listeners.add(listener);
-      return () => void listeners.delete(listener);
-    },
+    isEnabled: () => consent.state().enabled, // now: a meta tag added since the last change counts too
+    setEnabled: consent.setEnabled,
+    enable: () => consent.setEnabled(true),
+    disable: () => consent.setEnabled(false),
+    subscribe: consent.subscribe,
     async config() {
-      await ready;
-      const storage = unreadable() ? 'unavailable' : 'indexeddb';
-      const { enabled, reason } = consent(); // now, like isEnabled()
-      return { analyticsId: stored.analyticsId, sessionId, enabled, reason, metadata: { ...stored.metadata }, storage };
+      await consent.ready;
+      const { enabled, reason } = consent.state(); // now, like isEnabled()
+      const stored = consent.config();
+      return {
+        analyticsId: stored.analyticsId,
+        sessionId,
+        enabled,
+        reason,
+        metadata: { ...stored.metadata },
+        storage: consent.unreadable() ? 'unavailable' : 'indexeddb',
+        delivery: await outbox.status(),
+      };
     },
     audit: () => audit.entries(),
     printAudit() {
       const rows = audit.entries().map((e) => ({ time: e.time, event: e.name, outcome: e.outcome, reason: e.reason ?? '', properties: e.properties ? JSON.stringify(e.properties) : '' }));
       console.table(rows);
     },
-    async clear() {
-      await ready;
-      const analyticsId = newAnalyticsId(); // once: the same id in memory and in storage
-      outbox.discard('cleared');
-      forgetLegacy();
-      await persist('clear', (c) => ({ ...c, analyticsId, metadata: {} }));
-    },
+    clear: consent.clear,
     async setMetadata(props) {
-      await ready;
       let clean: Metadata;
       try {
         clean = plainMetadata(props);
       } catch {
         return; // unreadable input (a throwing getter): nothing to store
       }
-      await persist('metadata', (c) => ({ ...c, metadata: { ...c.metadata, ...clean } }));
+      await consent.setMetadata(clean);
     },
     async flush() {
-      await ready;
-      await outbox.flush().catch(() => undefined);
+      await consent.ready;
+      await outbox.flush();
     },
     async shutdown() {
       if (closed) return;
       closed = true;
-      await ready;
-      await outbox.flush().catch(() => undefined);
+      await consent.ready;
+      await Promise.race([outbox.flush(), new Promise((r) => setTimeout(r, SHUTDOWN_WAIT_MS))]);
       outbox.close();
+      consent.close();
       tabs.close();
-      listeners.clear();
+      db.close();
       if (opts.globalName && (globalThis as Record<string, unknown>)[opts.globalName] === instance) {
         delete (globalThis as Record<string, unknown>)[opts.globalName];
       }
@@ -305,11 +247,24 @@ function nativeName(event: unknown): string {
   return typeof name === 'string' ? name.slice(0, 100) : '(malformed)';
 }
 
-/** A v4 UUID from getRandomValues (crypto.randomUUID is missing outside secure contexts). */
-function uuid4(): string {
-  const b = crypto.getRandomValues(new Uint8Array(16));
-  b[6] = (b[6]! & 0x0f) | 0x40;
-  b[8] = (b[8]! & 0x3f) | 0x80;
-  const h = Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+/**
+ * A UUID v7 (RFC 9562): 48 bits of milliseconds, a 12-bit counter within the millisecond (its
+ * "monotonic random" method), then random. Strictly increasing in this page, so the outbox (keyed
+ * by it) reads in the order events were taken. From getRandomValues (crypto.randomUUID is missing
+ * outside secure contexts).
+ */
+let lastMs = 0;
+let seq = 0;
+function uuid7(now: number): string {
+  let ms = Math.max(0, Math.floor(now));
+  if (ms <= lastMs) {
+    ms = lastMs;
+    if (++seq > 0xfff) (ms = ++lastMs), (seq = 0);
+  } else seq = 0;
+  lastMs = ms;
+  const r = crypto.getRandomValues(new Uint8Array(8));
+  const h = Array.from(r, (x) => x.toString(16).padStart(2, '0')).join('');
+  const t = ms.toString(16).padStart(12, '0').slice(-12);
+  const variant = ((parseInt(h[0]!, 16) & 0x3) | 0x8).toString(16);
+  return `${t.slice(0, 8)}-${t.slice(8, 12)}-7${seq.toString(16).padStart(3, '0')}-${variant}${h.slice(1, 4)}-${h.slice(4, 16)}`;
 }

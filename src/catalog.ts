@@ -71,7 +71,7 @@ const LOCATION = {
   rerun_url: 'string?', // full URL only on the project's own domain (rerun.io)
 } as const;
 
-export const CATALOG = {
+export const CATALOG = /* @__PURE__ */ deepFreeze({
   $identify: {
     kind: 'Identify',
     why: 'Ties the anonymous id to the build the person runs (versions, target) and the metadata they opted in to share.',
@@ -153,7 +153,7 @@ export const CATALOG = {
     why: 'Links the person to their account, only after they explicitly log in.',
     props: { email: 'string', organization_id: 'string' },
   },
-} as const satisfies Catalog;
+} as const satisfies Catalog);
 
 export type CatalogEventName = keyof typeof CATALOG;
 export type BuiltInCatalog = typeof CATALOG;
@@ -175,6 +175,15 @@ export const MODULE_OWNED = ['app_env', 'hashed_root_domain', 'rerun_url'] as co
 
 /** Properties a caller may leave out: the module's own, and those a `derive` rule sets. */
 export type AutoFilled = (typeof MODULE_OWNED)[number] | 'app_id_starts_with_rerun_example';
+
+/** Frozen all the way down: the audited catalog cannot be edited at run time (it is exported). */
+function deepFreeze<T>(o: T): T {
+  if (typeof o === 'object' && o !== null && !Object.isFrozen(o)) {
+    Object.freeze(o);
+    for (const v of Object.values(o)) deepFreeze(v);
+  }
+  return o;
+}
 
 /** Parses a spec like 'float?' into its type and optional-ness. */
 export function parseSpec(spec: PropSpec): { type: PropType; optional: boolean } {

@@ -2,7 +2,7 @@
 // (a TypeError at the call), so a typo like `forse: true` is caught in development, not
 // silently ignored in production.
 import { FIXED_PROPERTIES } from './5-allow-list';
-import { CATALOG, type Catalog } from './catalog';
+import { CATALOG, type Catalog, type EventSpec, type PropSpec } from './catalog';
 
 export interface AnalyticsOptions<E extends Catalog = Catalog> {
   /** PostHog project API key (`phc_…`). Required. */
@@ -29,6 +29,11 @@ export interface AnalyticsOptions<E extends Catalog = Catalog> {
   /** Ignore automation / dev-build gating. Never overrides a user's opt-out or an embedder policy. */
   force?: boolean;
   /**
+   * Like native: nothing is sent during the very first page load of a new anonymous id; its
+   * events wait in the outbox and leave on the next visit, unless the user opts out. Default false.
+   */
+  firstRunGrace?: boolean;
+  /**
    * More events, declared like the catalog's (Append only: person properties are the audited
    * catalog's alone). They are validated, allow-listed and disclosed exactly like built-in ones.
    */
@@ -47,6 +52,7 @@ export const DEFAULTS: Omit<ResolvedOptions, 'projectKey'> = {
   devBuild: false,
   embedderPolicy: 'allow',
   force: false,
+  firstRunGrace: false,
   events: {},
 };
 
@@ -73,30 +79,39 @@ export function resolveOptions(options: AnalyticsOptions): ResolvedOptions {
   }
   if (!Number.isSafeInteger(o.auditCapacity) || o.auditCapacity <= 0) fail(`auditCapacity must be a positive integer, got ${String(o.auditCapacity)}`);
   if (o.globalName !== false && (typeof o.globalName !== 'string' || !o.globalName)) fail('globalName must be a non-empty string or false');
-  for (const key of ['respectPrivacySignals', 'devBuild', 'force'] as const) {
+  for (const key of ['respectPrivacySignals', 'devBuild', 'force', 'firstRunGrace'] as const) {
     if (typeof o[key] !== 'boolean') fail(`${key} must be a boolean`);
   }
   if (o.embedderPolicy !== 'allow' && o.embedderPolicy !== 'off') fail(`embedderPolicy must be 'allow' or 'off'`);
-  checkEvents(o.events);
+  o.events = checkEvents(o.events);
   return o;
 }
 
 const SPEC = /^(string|integer|float|bool)\??$/;
 
-function checkEvents(events: unknown): void {
+/**
+ * Checks the host's declarations and returns a frozen copy: what was checked is what is used,
+ * whatever the host does to its object afterwards (adding `$current_url` to a spec's props…).
+ */
+function checkEvents(events: unknown): Catalog {
   if (typeof events !== 'object' || events === null || Array.isArray(events)) fail('events must be an object of event declarations');
+  const copy: Record<string, EventSpec> = {};
   for (const [name, spec] of Object.entries(events as Record<string, Partial<Catalog[string]>>)) {
     if (Object.hasOwn(CATALOG, name)) fail(`event "${name}" is already in the built-in catalog`);
     if (!name || name.startsWith('$')) fail(`event name "${name}" is reserved`);
     if (spec?.kind !== 'Append') fail(`event "${name}": kind must be 'Append'`);
     if (typeof spec.why !== 'string' || !spec.why.trim()) fail(`event "${name}": say why it is collected ("why")`);
     if (typeof spec.props !== 'object' || spec.props === null) fail(`event "${name}": props must be an object`);
+    const props: Record<string, PropSpec> = {};
     for (const [prop, type] of Object.entries(spec.props)) {
       if ((FIXED_PROPERTIES as readonly string[]).includes(prop) || prop.startsWith('$')) fail(`event "${name}": property "${prop}" is reserved`);
       if (typeof type !== 'string' || !SPEC.test(type)) fail(`event "${name}": property "${prop}" has type ${JSON.stringify(type)}, not one of string, integer, float, bool (with ? if optional)`);
+      props[prop] = type;
     }
     if (spec.derive !== undefined) fail(`event "${name}": derive is for the built-in catalog only`);
+    copy[name] = Object.freeze({ kind: 'Append', why: spec.why, props: Object.freeze(props) });
   }
+  return Object.freeze(copy);
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {

@@ -6,7 +6,7 @@ export interface Signals {
   privacySignal: boolean;
   /** The browser is driven by automation (WebDriver, Playwright, headless bots). */
   automation: boolean;
-  /** The embedding page says `<meta name="rerun-analytics" content="off">`. */
+  /** The embedding page has a `<meta name="rerun-analytics">` that does not explicitly allow analytics. */
   embedderForbids: boolean;
 }
 
@@ -20,8 +20,18 @@ export function readSignals(): Signals {
   };
 }
 
+/**
+ * The embedding page's policy, `<meta name="rerun-analytics" content="…">`. Fail closed: once
+ * such a tag exists, analytics is allowed only if every one of them explicitly allows it
+ * (content "allow", "on", "yes", "true" or "enabled"); any other content, a missing content,
+ * or one "off" tag among allowing ones keeps it off.
+ */
 function embedderForbids(): boolean {
   const doc = globalThis.document as Document | undefined;
-  const content = doc?.querySelector?.('meta[name="rerun-analytics"]')?.getAttribute('content');
-  return typeof content === 'string' && /^\s*(off|none|false|0|disabled?)\s*$/i.test(content);
+  const tags = doc?.querySelectorAll?.('meta[name="rerun-analytics" i]');
+  if (!tags) return false;
+  for (const tag of tags) {
+    if (!/^\s*(allow|on|yes|true|enabled)\s*$/i.test(tag.getAttribute('content') ?? '')) return true;
+  }
+  return false;
 }

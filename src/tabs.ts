@@ -1,7 +1,9 @@
-// Every open tab of the origin at once: after a change is stored, the tab that made it says
-// so on a BroadcastChannel; the others re-read IndexedDB (the source of truth) and apply it.
-// A message alone never turns anything on: any script of the origin can post on the channel.
-// It can only turn a tab off early, which is the safe direction.
+// Every open tab of the origin at once, on one BroadcastChannel:
+// - after a change of the stored config, the tab that made it says so; the others re-read
+//   IndexedDB (the source of truth) and apply it. A message alone never turns anything on: any
+//   script of the origin can post on the channel; it can only turn a tab off early (the safe way).
+// - after writing events to the shared outbox, a tab tells the one that delivers them (4-outbox.ts).
+//   A forged message can only make that tab look at the outbox sooner.
 
 export type Change = 'choice' | 'clear' | 'metadata';
 
@@ -13,32 +15,37 @@ export interface TabMessage {
 
 export interface Tabs {
   announce(message: TabMessage): void;
+  /** "I wrote events to the outbox." */
+  wrote(): void;
   close(): void;
 }
 
 export const CHANNEL_NAME = 'rerun-analytics';
 
-export function connectTabs(onMessage: (message: TabMessage) => void): Tabs {
+export function connectTabs(on: { changed(message: TabMessage): void; wrote(): void }): Tabs {
   let channel: BroadcastChannel | undefined;
   try {
     channel = new BroadcastChannel(CHANNEL_NAME);
     channel.onmessage = (e: MessageEvent<unknown>) => {
-      const m = e.data as Partial<TabMessage> | null;
-      if (m && (m.change === 'choice' || m.change === 'clear' || m.change === 'metadata')) {
-        onMessage({ change: m.change, choice: m.choice === 'disabled' ? 'disabled' : m.choice === 'enabled' ? 'enabled' : 'unset' });
+      const m = e.data as (Partial<TabMessage> & { outbox?: unknown }) | null;
+      if (m?.outbox === 'wrote') on.wrote();
+      else if (m && (m.change === 'choice' || m.change === 'clear' || m.change === 'metadata')) {
+        on.changed({ change: m.change, choice: m.choice === 'disabled' ? 'disabled' : m.choice === 'enabled' ? 'enabled' : 'unset' });
       }
     };
   } catch {
     // no BroadcastChannel (very old browsers): other tabs catch up on their next start
   }
+  const post = (message: unknown) => {
+    try {
+      channel?.postMessage(message);
+    } catch {
+      // a closed channel: nothing to tell
+    }
+  };
   return {
-    announce(message) {
-      try {
-        channel?.postMessage(message);
-      } catch {
-        // a closed channel: nothing to tell
-      }
-    },
+    announce: post,
+    wrote: () => post({ outbox: 'wrote' }),
     close: () => channel?.close(),
   };
 }

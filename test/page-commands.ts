@@ -7,6 +7,9 @@ import type { Page } from 'playwright';
 interface Opened {
   page: Page;
   requests: string[];
+  console: string[];
+  /** One DevTools session per page: emulation set by a session lasts as long as it does. */
+  cdp?: import('playwright').CDPSession;
 }
 const pages = new Map<string, Opened>();
 let counter = 0;
@@ -18,8 +21,9 @@ export const pageCommands = {
   async openPage(ctx: Ctx, path: string, initScript?: string): Promise<string> {
     const page = await ctx.context.newPage();
     const id = `p${++counter}`;
-    const opened: Opened = { page, requests: [] };
+    const opened: Opened = { page, requests: [], console: [] };
     page.on('request', (r) => opened.requests.push(r.url()));
+    page.on('console', (m) => opened.console.push(`${m.type()}: ${m.text()}`));
     if (initScript) await page.addInitScript(initScript);
     pages.set(id, opened);
     await page.goto(new URL(path, ctx.page.url()).href);
@@ -43,6 +47,30 @@ export const pageCommands = {
   /** Clicks the page's checkbox with this accessible name, as a person would (real mouse events). */
   async pageClickCheckbox(_ctx: Ctx, id: string, name: string): Promise<void> {
     await get(id).page.getByRole('checkbox', { name }).click();
+  },
+  async pageRoute(_ctx: Ctx, id: string, pattern: string, action: 'abort' | 'continue'): Promise<void> {
+    const { page } = get(id);
+    await page.unroute(pattern);
+    if (action === 'abort') await page.route(pattern, (route) => route.abort());
+  },
+  /** Everything the page logged to its console. */
+  async pageConsole(_ctx: Ctx, id: string): Promise<string[]> {
+    return [...get(id).console];
+  },
+  /** Kills the page's renderer process, as a crash would: no pagehide, no unload, nothing more runs. */
+  async pageCrash(_ctx: Ctx, id: string): Promise<void> {
+    const { page } = get(id);
+    const cdp = await page.context().newCDPSession(page);
+    const crashed = page.waitForEvent('crash', { timeout: 5000 }).catch(() => undefined);
+    void cdp.send('Page.crash').catch(() => undefined); // the call itself dies with the renderer
+    await crashed;
+  },
+  /** Takes the page offline (or back online), as the network would: navigator.onLine and the offline/online events follow. */
+  async pageOffline(_ctx: Ctx, id: string, offline: boolean): Promise<void> {
+    const opened = get(id);
+    const cdp = (opened.cdp ??= await opened.page.context().newCDPSession(opened.page));
+    await cdp.send('Network.enable');
+    await cdp.send('Network.emulateNetworkConditions', { offline, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
   },
   async closePage(_ctx: Ctx, id: string): Promise<void> {
     await pages.get(id)?.page.close();

@@ -1,14 +1,11 @@
 // The consent gate in action: held until the stored choice is known, opt-out immediate,
 // opt-in without reload, fail closed when storage cannot be read.
 import { describe, expect, test } from 'vitest';
-import { set, createStore } from 'idb-keyval';
-import { DB_NAME, STORE_NAME } from '../../src/store';
-import { OUTBOX_CAPACITY } from '../../src/4-outbox';
-import { arrived, received, sleep, start } from './helpers';
+import { HOLD_CAPACITY } from '../../src/analytics';
+import { arrived, received, sleep, start, storeConfig } from './helpers';
 import { SAMPLES } from './samples';
 
-const storeDb = () => createStore(DB_NAME, STORE_NAME);
-const storeChoice = (choice: 'enabled' | 'disabled') => set('config', { analyticsId: 'stored-id', choice, metadata: {} }, storeDb());
+const storeChoice = (choice: 'enabled' | 'disabled') => storeConfig({ analyticsId: 'stored-id', choice, metadata: {} });
 
 describe('events recorded before the stored choice is known', () => {
   test('are held, then delivered when the stored choice allows', async () => {
@@ -40,11 +37,11 @@ describe('events recorded before the stored choice is known', () => {
 test('the hold is bounded: past the outbox capacity, events are dropped as "outbox full"', async () => {
   await storeChoice('disabled');
   const { a, key } = start({ auditCapacity: 1000 });
-  for (let i = 0; i < OUTBOX_CAPACITY + 10; i++) a.record('settings-opened');
+  for (let i = 0; i < HOLD_CAPACITY + 10; i++) a.record('settings-opened');
   expect(a.audit().map((e) => e.reason)).toEqual(Array(10).fill('outbox full'));
   await a.ready;
   const reasons = a.audit().map((e) => e.reason);
-  expect(reasons).toEqual([...Array(10).fill('outbox full'), ...Array(OUTBOX_CAPACITY).fill('user-opted-out')]);
+  expect(reasons).toEqual([...Array(10).fill('outbox full'), ...Array(HOLD_CAPACITY).fill('user-opted-out')]);
   await sleep(100);
   expect((await received(key)).requests).toHaveLength(0);
 });

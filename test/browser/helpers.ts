@@ -2,16 +2,20 @@
 // isolates itself by a project key of its own.
 import { afterEach, beforeEach, inject } from 'vitest';
 import { commands } from 'vitest/browser';
-import { clear, createStore } from 'idb-keyval';
+import { promisifyRequest } from 'idb-keyval';
 import { createAnalytics, type Analytics, type AnalyticsOptions } from '../../src';
-import { DB_NAME, STORE_NAME } from '../../src/store';
+import { CONFIG, OUTBOX, openStorage, type OutboxEntry, type StoredConfig } from '../../src/store';
+
+/** The tests' own connection to the module's database. */
+export const db = openStorage();
+const transaction = db.transaction;
 import type { ReceivedEvent, RequestLogEntry } from '../../dev/capture-sink';
 
 export const sinkUrl = inject('sinkUrl');
 
 export const newKey = () => `phc_test_${Math.random().toString(36).slice(2)}`;
 
-export async function received(key?: string): Promise<{ events: ReceivedEvent[]; requests: RequestLogEntry[] }> {
+export async function received(key?: string): Promise<{ events: ReceivedEvent[]; requests: RequestLogEntry[]; duplicates: ReceivedEvent[] }> {
   const res = await fetch(`${sinkUrl}/__sink/received${key ? `?key=${encodeURIComponent(key)}` : ''}`);
   return res.json();
 }
@@ -33,11 +37,21 @@ export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** Events for `key` once `count` have arrived. */
 export const arrived = (key: string, count: number) => waitFor(() => received(key), (r) => r.events.length >= count).then((r) => r.events);
 
-/** Wipes our IndexedDB record and localStorage: every test starts as a first visit. */
+/** Wipes our IndexedDB (config and outbox) and localStorage: every test starts as a first visit. */
 export async function resetStorage() {
-  await clear(createStore(DB_NAME, STORE_NAME));
+  await transaction([CONFIG, OUTBOX], 'readwrite', (tx) => {
+    tx.objectStore(CONFIG).clear();
+    tx.objectStore(OUTBOX).clear();
+  });
   localStorage.clear();
 }
+
+/** The stored config record, as IndexedDB has it. */
+export const storedConfig = () => transaction([CONFIG], 'readonly', (tx) => promisifyRequest(tx.objectStore(CONFIG).get('config'))) as Promise<StoredConfig | undefined>;
+/** Writes the config record directly (as another tab, or an earlier version, would have). */
+export const storeConfig = (config: Partial<StoredConfig>) => transaction([CONFIG], 'readwrite', (tx) => void tx.objectStore(CONFIG).put(config, 'config'));
+/** Everything in the outbox, oldest first. */
+export const outboxEntries = () => transaction([OUTBOX], 'readonly', (tx) => promisifyRequest(tx.objectStore(OUTBOX).getAll())) as Promise<OutboxEntry[]>;
 
 const live: Analytics[] = [];
 
@@ -63,6 +77,10 @@ type PageCommands = {
   contextCookies(): Promise<{ name: string; domain: string }[]>;
   pageClickCheckbox(id: string, name: string): Promise<void>;
   closePage(id: string): Promise<void>;
+  pageRoute(id: string, pattern: string, action: 'abort' | 'continue'): Promise<void>;
+  pageConsole(id: string): Promise<string[]>;
+  pageCrash(id: string): Promise<void>;
+  pageOffline(id: string, offline: boolean): Promise<void>;
 };
 export const pages = commands as unknown as PageCommands;
 

@@ -81,10 +81,13 @@ describe('URL rule', () => {
     expect(e!.properties).not.toHaveProperty('rerun_url');
   });
 
-  test('on the project\'s own domain: hashed root domain and the full URL as rerun_url', async () => {
+  test('on the project\'s own domain: hashed root domain and the page as rerun_url (no query value that is not a rerun.io URL)', async () => {
     const key = `phc_rerun_io_${Date.now()}`;
     const port = new URL(location.href).port;
-    const page = await pages.openPage(`http://app.rerun.io:${port}/test/fixtures/app.html?key=${key}&sink=${encodeURIComponent(sinkUrl)}`);
+    const example = 'https://app.rerun.io/examples/dna.rrd';
+    const page = await pages.openPage(
+      `http://user:pw@app.rerun.io:${port}/test/fixtures/app.html?key=${key}&sink=${encodeURIComponent(sinkUrl)}&url=${encodeURIComponent(example)}&code=oauth-secret#access_token=abc`,
+    );
     const href = await pages.pageEval(page, `(async () => {
       await analytics.ready;
       analytics.record('viewer_started', { is_docker: false, is_wsl: false, graphics_adapter_backend: 'webgpu', re_renderer_device_tier: 'x', pixels_per_point: 1, zoom_factor: 1 });
@@ -94,7 +97,8 @@ describe('URL rule', () => {
     const [e] = await arrived(key, 1);
     await pages.closePage(page);
     expect(e!.properties.hashed_root_domain).toBe(hashed('rerun.io'));
-    expect(e!.properties.rerun_url).toBe(href);
+    expect(href).toContain('code=oauth-secret'); // the page really had them…
+    expect(e!.properties.rerun_url).toBe(`http://app.rerun.io:${port}/test/fixtures/app.html?url=${encodeURIComponent(example)}`); // …and they did not leave
   });
 });
 

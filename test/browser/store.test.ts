@@ -1,18 +1,17 @@
 // The stored config: a persistent anonymous id in IndexedDB, adopted from the old web build,
 // renewed by clear(), surviving a real page reload.
 import { describe, expect, test } from 'vitest';
-import { createStore, get } from 'idb-keyval';
-import { DB_NAME, LEGACY_KEY, STORE_NAME } from '../../src/store';
-import { arrived, openApp, pages, received, sleep, start, waitFor } from './helpers';
+import { LEGACY_KEY } from '../../src/store';
+import { arrived, openApp, pages, received, sleep, start, waitFor, storedConfig } from './helpers';
 
-const stored = () => get('config', createStore(DB_NAME, STORE_NAME));
+const stored = storedConfig;
 
 describe('anonymous id', () => {
   test('a first start makes a nanoid and stores it in IndexedDB with the choice unset', async () => {
     const { a } = start();
-    const { analyticsId } = await a.config();
+    const { analyticsId, sessionId } = await a.config();
     expect(analyticsId).toMatch(/^[A-Za-z0-9_-]{21}$/);
-    expect(await stored()).toEqual({ analyticsId, choice: 'unset', metadata: {} });
+    expect(await stored()).toEqual({ analyticsId, choice: 'unset', metadata: {}, firstSessionId: sessionId }); // this page load made it
   });
 
   test('the old web build\'s rerun_config id and metadata are adopted', async () => {
