@@ -9,9 +9,9 @@
 // reads it and sends everything pending in one request per flush window. The others tell it
 // when they wrote. An opt-out or clear() empties it in the transaction that stores the choice.
 //
-// Asked at every attempt: right before each request (first send, retry, replay, page-close
-// beacon) the consent gate is asked again, synchronously with the hand-over; an opt-out aborts
-// the request in flight. Nothing is retried by posthog-js behind our back (6-transport.ts).
+// Asked at every attempt: right before each request (first send, retry, replay, the request a
+// closing page makes) the consent gate is asked again, synchronously with the hand-over; an
+// opt-out aborts the request in flight. Nothing is retried behind our back (6-transport.ts).
 import type { ConsentState } from './3-consent-gate';
 import { allowListed, wireName } from './5-allow-list';
 import { UnusableTransport, type Answer, type Transport } from './6-transport';
@@ -27,6 +27,8 @@ export const OUTBOX_LIMITS: OutboxSize = { count: 1000, bytes: 1024 * 1024 };
 export const OUTBOX_TTL_MS = 7 * 24 * 3600_000;
 /** At most this many events per request. */
 const MAX_BATCH = 500;
+/** At most this much (uncompressed) in the request a closing page makes: keepalive requests share 64 KB. */
+const BEACON_BYTES = 48 * 1024;
 /** PostHog's quota answer holds for a minute; posthog-js waits as long. */
 const QUOTA_MS = 60_000;
 /** Off for this page only (not the user's wish): what waits stays for a page that may send it. */
@@ -46,8 +48,8 @@ export interface OutboxDeps {
   metadata(): Metadata;
   audit: Audit;
   loadTransport(): Promise<Transport>;
-  /** Tells the delivering tab that we wrote events. */
-  wrote(): void;
+  /** Tells the delivering tab that we wrote events (`now`: the host asked to flush). */
+  wrote(now: boolean): void;
 }
 
 export interface DeliveryStatus {
@@ -77,8 +79,8 @@ export interface Outbox {
   emptied(entries: OutboxEntry[], reason: string): void;
   /** The gate's answer changed. */
   changed(state: ConsentState): void;
-  /** Another tab wrote events. */
-  wrote(): void;
+  /** Another tab wrote events (`now`: and asks for them to be sent now). */
+  wrote(now: boolean): void;
   status(): Promise<DeliveryStatus>;
   close(): void;
 }
@@ -146,7 +148,7 @@ export function createOutbox(deps: OutboxDeps): Outbox {
           for (const e of evicted) dropped(e, 'outbox full: the oldest waiting events are dropped');
           if (!delivers()) {
             for (const e of batch) known.delete(e.uuid); // the delivering tab has them now
-            deps.wrote();
+            deps.wrote(false);
           }
         },
         (err: unknown) => {
@@ -276,7 +278,7 @@ export function createOutbox(deps: OutboxDeps): Outbox {
     failures = 0;
     lastError = undefined;
     if (answer.quotaLimited) quotaUntil = Date.now() + QUOTA_MS;
-    if (mode === 'indexeddb') await store.remove([...flight.uuids]).catch(() => undefined);
+    const removed = mode === 'indexeddb' ? store.remove([...flight.uuids]).catch(() => undefined) : undefined;
     const session = deps.identity().sessionId;
     batch.forEach((e, i) => {
       const n = attempts.get(e.uuid) ?? 1;
@@ -290,6 +292,7 @@ export function createOutbox(deps: OutboxDeps): Outbox {
       ].filter(Boolean);
       deps.audit.add({ name: wireName(e), outcome: 'sent', properties: structuredClone(wire[i]!.properties), uuid: e.uuid, attempts: n, ...(notes.length ? { reason: notes.join('; ') } : {}) });
     });
+    await removed;
     return 'sent';
   };
 
@@ -308,6 +311,7 @@ export function createOutbox(deps: OutboxDeps): Outbox {
         if (!state.enabled && state.reason === 'loading') break;
         if (!delivers() && state.enabled) {
           await write();
+          if (!delivers()) deps.wrote(true); // the delivering tab sends them now
           break;
         }
         const entries = await pending();
@@ -353,7 +357,7 @@ export function createOutbox(deps: OutboxDeps): Outbox {
 
   // Hidden (tab switched, app backgrounded): the page still runs, so deliver now, normally.
   // Pagehide (navigating away, closing): only what is synchronous leaves, so hand what this
-  // tab knows is waiting to the browser's beacon, after asking the gate. The rest stays in the
+  // tab knows is waiting to one keepalive request, after asking the gate. The rest stays in the
   // outbox for the next visit (the request in flight, if any, goes on with keepalive).
   const onHide = (e: Event) => {
     try {
@@ -363,11 +367,13 @@ export function createOutbox(deps: OutboxDeps): Outbox {
         return;
       }
       if (!delivers() || !transport || inGrace() || !deps.consent().enabled) return void write();
-      const ready = sort([...known.values()], deps.consent(), Date.now(), deps.identity().analyticsId).slice(0, MAX_BATCH);
+      // A keepalive request may carry 64 KB (all of them together): take what surely fits once compressed.
+      let room = BEACON_BYTES;
+      const ready = sort([...known.values()], deps.consent(), Date.now(), deps.identity().analyticsId).filter((x) => (room -= x.bytes) >= 0);
       if (!ready.length) return;
       const t = transport;
       const wire = ready.map((x) => allowListed(x, t, deps.metadata()));
-      if (!t.beacon(wire)) return;
+      if (!t.sendOnClose(wire)) return;
       staged = staged.filter((x) => !ready.includes(x)); // not written: nothing to remove for those
       if (mode === 'indexeddb') void store.remove(ready.map((x) => x.uuid)).catch(() => undefined);
       ready.forEach((x, i) => {
@@ -375,7 +381,7 @@ export function createOutbox(deps: OutboxDeps): Outbox {
         deps.audit.add({
           name: wireName(x),
           outcome: 'sent',
-          reason: 'handed to the browser as the page closed (a beacon: sent without an answer)',
+          reason: 'handed to the browser as the page closed (a keepalive request: its answer is not awaited)',
           properties: structuredClone(wire[i]!.properties),
           uuid: x.uuid,
           attempts: (attempts.get(x.uuid) ?? 0) + 1,
@@ -416,7 +422,7 @@ export function createOutbox(deps: OutboxDeps): Outbox {
         staged.push(entry);
         if (staged.length === 1) setTimeout(() => void write(), 0); // one transaction for everything accepted meanwhile
       }
-      if (!inGrace()) void warm(); // start loading now, not at the first flush: a closing tab can only beacon with it loaded
+      if (!inGrace()) void warm(); // start loading now, not at the first flush: a closing tab can only send with it loaded
       schedule();
     },
     async flush() {
@@ -437,8 +443,8 @@ export function createOutbox(deps: OutboxDeps): Outbox {
       follow(state);
       if (state.enabled && known.size) schedule();
     },
-    wrote() {
-      if (delivers()) schedule();
+    wrote(now) {
+      if (delivers()) void (now ? drain() : schedule());
     },
     async status() {
       const stored = mode === 'indexeddb' ? await store.size().catch(() => undefined) : undefined;
@@ -455,6 +461,12 @@ export function createOutbox(deps: OutboxDeps): Outbox {
     },
     close() {
       closed = true;
+      // A request still in flight is stopped: after shutdown() nothing leaves. What it carried
+      // stays in the outbox for the next visit (nothing is audited as sent or dropped).
+      if (inFlight) {
+        inFlight.reason = 'shut down';
+        inFlight.controller.abort();
+      }
       clearTimeout(flushTimer);
       clearTimeout(retryTimer);
       leadership?.resign();

@@ -1,7 +1,7 @@
 // Stage 6 — the transport: posthog-js, fetched with a dynamic import() only once consent is on
 // and something waits, so a user who opted out never even downloads it. We use the slim,
 // no-external-scripts build (no autocapture, recorder, surveys or toolbar code; it cannot load
-// scripts from a CDN), and only its request layer: gzip, fetch with keepalive, sendBeacon.
+// scripts from a CDN), and only its request layer: the {api_key, batch, sent_at} envelope, gzip, fetch.
 //
 // Why not capture(): it adds the page's URL, referrer and user agent to every event; it keeps
 // failed requests in a retry queue we cannot reach and retries them after an opt-out; it drops
@@ -25,8 +25,11 @@ export interface Transport {
   readonly version: string;
   /** One request carrying `batch`; resolves with the endpoint's answer, never rejects. */
   send(batch: WireEvent[], signal: AbortSignal): Promise<Answer>;
-  /** The page is closing: hands `batch` to the browser's beacon, synchronously. Returns false if it refused. */
-  beacon(batch: WireEvent[]): boolean;
+  /**
+   * The page is closing: one keepalive request carrying `batch`, issued synchronously (compressed
+   * on the spot), which the browser completes after the page is gone. Nobody reads its answer.
+   */
+  sendOnClose(batch: WireEvent[]): boolean;
   close(): void;
 }
 
@@ -137,7 +140,11 @@ export async function loadTransport(opts: TransportOptions): Promise<Transport> 
       compression: 'gzip-js',
       // posthog-js wraps the batch as {api_key, batch, sent_at}: the server corrects clock skew with sent_at.
       timestampMode: 'capture-body',
-      // A request posthog-js drops itself (its server rate limit) still reports back.
+      // posthog-js keeps its own quota table, keyed by batchKey ('events' by default) and shared by
+      // every project on its instance: one project's quota answer would silence the others for a
+      // minute, with no reason given. Ours (4-outbox.ts) is per project and audited; a key of our
+      // own keeps theirs out of the way. Should it drop a request anyway, it still reports back.
+      batchKey: `rerun-analytics ${opts.apiHost}`,
       fireCallbackOnDrop: true,
       ...extra,
     });
@@ -154,7 +161,9 @@ export async function loadTransport(opts: TransportOptions): Promise<Transport> 
             transport: 'fetch',
             // Ours replaces posthog-js's own signal: aborting it (an opt-out) stops the request,
             // even while posthog-js is still compressing it. No cookies, no Referer.
-            fetchOptions: { signal: withTimeout(signal, REQUEST_TIMEOUT_MS), credentials: 'omit', referrerPolicy: 'no-referrer' },
+            // Not keepalive: Chrome does not cancel an aborted keepalive request, and resends it
+            // on a connection reset (tested) — an opt-out must stop it. A closing page uses sendOnClose().
+            fetchOptions: { signal: withTimeout(signal, REQUEST_TIMEOUT_MS), credentials: 'omit', referrerPolicy: 'no-referrer', keepalive: false },
             callback: (res: { statusCode?: unknown; json?: unknown; text?: unknown; error?: unknown }) => {
               const status = typeof res?.statusCode === 'number' ? res.statusCode : 0;
               settle({ status, quotaLimited: quotaLimited(res), ...(res?.error ? { error: safeString(res.error).slice(0, 200) } : {}) });
@@ -165,9 +174,10 @@ export async function loadTransport(opts: TransportOptions): Promise<Transport> 
         }
       });
     },
-    beacon(batch) {
+    sendOnClose(batch) {
       try {
-        request(batch, { transport: 'sendBeacon' });
+        // Not sendBeacon: it cannot drop the Referer header. A keepalive fetch can, and outlives the page.
+        request(batch, { transport: 'fetch', preferSyncCompression: true, fetchOptions: { keepalive: true, credentials: 'omit', referrerPolicy: 'no-referrer' } });
         return true;
       } catch {
         return false;

@@ -7,11 +7,11 @@ export interface AuditEntry {
   name: string;
   /**
    * 'sent': the endpoint received it (a request carrying it was answered 2xx), or, as the page
-   * closed, it was handed to the browser's beacon, which sends without reporting back (the reason
-   * says so). 'dropped': it never left, or the endpoint refused it (the reason says which).
+   * closed, it was handed to the browser in a keepalive request whose answer nobody reads (the
+   * reason says so). 'dropped': it never left, or the endpoint refused it (the reason says which).
    */
   outcome: 'sent' | 'dropped';
-  /** For 'dropped': why. For 'sent': a note (properties the catalog removed, a replay, a retry, a beacon). */
+  /** For 'dropped': why. For 'sent': a note (properties the catalog removed, a replay, a request made as the page closed). */
   reason?: string;
   /** For 'sent': exactly the properties the server receives. */
   properties?: Record<string, unknown>;

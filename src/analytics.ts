@@ -103,7 +103,7 @@ export function createAnalytics<E extends Catalog = Record<never, never>>(option
     metadata: consent.metadata,
     audit,
     loadTransport: () => loadTransport({ apiHost: opts.apiHost, refused: (name) => dropped(name, 'not recorded by the host (made by posthog-js)') }),
-    wrote: () => tabs.wrote(),
+    wrote: (now) => tabs.wrote(now),
   });
 
   const tabs = connectTabs({ changed: consent.heard, wrote: outbox.wrote });

@@ -15,20 +15,20 @@ export interface TabMessage {
 
 export interface Tabs {
   announce(message: TabMessage): void;
-  /** "I wrote events to the outbox." */
-  wrote(): void;
+  /** "I wrote events to the outbox" (`now`: "and the host asked to flush"). */
+  wrote(now: boolean): void;
   close(): void;
 }
 
 export const CHANNEL_NAME = 'rerun-analytics';
 
-export function connectTabs(on: { changed(message: TabMessage): void; wrote(): void }): Tabs {
+export function connectTabs(on: { changed(message: TabMessage): void; wrote(now: boolean): void }): Tabs {
   let channel: BroadcastChannel | undefined;
   try {
     channel = new BroadcastChannel(CHANNEL_NAME);
     channel.onmessage = (e: MessageEvent<unknown>) => {
       const m = e.data as (Partial<TabMessage> & { outbox?: unknown }) | null;
-      if (m?.outbox === 'wrote') on.wrote();
+      if (m?.outbox === 'wrote' || m?.outbox === 'flush') on.wrote(m.outbox === 'flush');
       else if (m && (m.change === 'choice' || m.change === 'clear' || m.change === 'metadata')) {
         on.changed({ change: m.change, choice: m.choice === 'disabled' ? 'disabled' : m.choice === 'enabled' ? 'enabled' : 'unset' });
       }
@@ -45,7 +45,7 @@ export function connectTabs(on: { changed(message: TabMessage): void; wrote(): v
   };
   return {
     announce: post,
-    wrote: () => post({ outbox: 'wrote' }),
+    wrote: (now) => post({ outbox: now ? 'flush' : 'wrote' }),
     close: () => channel?.close(),
   };
 }

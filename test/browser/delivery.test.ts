@@ -81,6 +81,7 @@ describe('delivery', () => {
     const [e] = await arrived(key, 1);
     expect(e!.event).toBe('$set');
     expect(e!.properties.$set).toEqual(SAMPLES.$set);
+    await a.flush(); // the answer has been read
     expect(a.audit().at(-1)).toMatchObject({ outcome: 'sent', reason: 'removed undeclared properties: nickname' });
   });
 

@@ -16,7 +16,10 @@ function strings(value: unknown): string[] {
 }
 
 test('every payload of the run: nothing outside the allow-list, nothing about the page', async () => {
-  const { events, requests } = await received();
+  const { events, requests, duplicates } = await received();
+  // At-least-once out, exactly-once in: the sink deduplicates on uuid as PostHog does, and in
+  // this whole run nothing was ever sent twice.
+  expect(duplicates.map((e) => `${e.event} ${String(e.raw.uuid)}`)).toEqual([]);
   // The scan means something only if the suite sent plenty, of every kind.
   expect(events.length).toBeGreaterThan(20);
   const names = new Set(events.map((e) => e.event));
@@ -30,6 +33,8 @@ test('every payload of the run: nothing outside the allow-list, nothing about th
 
   const problems: string[] = [];
   for (const e of events) {
+    if (e.page.cookie) problems.push(`${e.event}: a request carried cookies`);
+    if (e.page.referer) problems.push(`${e.event}: a request carried a Referer (${e.page.referer})`);
     const spec = WIRE_NAMES.get(e.event);
     if (!spec) problems.push(`unknown event ${e.event}`);
     const extraTop = Object.keys(e.raw).filter((k) => !['uuid', 'event', 'properties', 'timestamp'].includes(k));
