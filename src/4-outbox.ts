@@ -29,8 +29,12 @@ export const OUTBOX_TTL_MS = 7 * 24 * 3600_000;
 const MAX_BATCH = 500;
 /** At most this much (uncompressed) in the request a closing page makes: keepalive requests share 64 KB. */
 const BEACON_BYTES = 48 * 1024;
+/** The least a 429 waits (posthog-js caps a Retry-After header at this). */
+const RATE_LIMITED_MS = 30_000;
 /** PostHog's quota answer holds for a minute; posthog-js waits as long. */
 const QUOTA_MS = 60_000;
+/** Off because the user wishes so: what waits is dropped. */
+const USER_REASONS: readonly string[] = ['user-opted-out', 'privacy-signal'];
 /** Off for this page only (not the user's wish): what waits stays for a page that may send it. */
 const PAGE_REASONS: readonly string[] = ['embedder-policy', 'automation', 'dev-build'];
 
@@ -213,7 +217,7 @@ export function createOutbox(deps: OutboxDeps): Outbox {
       let reason: string | undefined;
       if (now - e.queuedAt > OUTBOX_TTL_MS) reason = `expired: not delivered within ${OUTBOX_TTL_MS / 86_400_000} days`;
       else if (e.distinctId !== analyticsId) reason = 'cleared';
-      else if (!state.enabled && (state.reason === 'user-opted-out' || state.reason === 'privacy-signal')) reason = state.reason; // the user's wish, not this page's
+      else if (!state.enabled && USER_REASONS.includes(state.reason)) reason = state.reason; // the user's wish, not this page's
       else if (now < quotaUntil) reason = `quota-limited: the endpoint said the project is over its quota (until ${new Date(quotaUntil).toISOString()})`;
       if (reason) {
         dropped(e, reason);
@@ -245,7 +249,9 @@ export function createOutbox(deps: OutboxDeps): Outbox {
       return undefined;
     }
     const stored = new Set(read.entries.map((e) => e.uuid));
-    for (const e of known.values()) if (!stored.has(e.uuid) && !staged.includes(e)) known.delete(e.uuid); // delivered or dropped elsewhere
+    for (const e of known.values()) {
+      if (!stored.has(e.uuid) && !staged.includes(e)) (known.delete(e.uuid), attempts.delete(e.uuid)); // delivered or dropped elsewhere
+    }
     for (const e of read.entries) known.set(e.uuid, e);
     return read.entries;
   };
@@ -271,7 +277,9 @@ export function createOutbox(deps: OutboxDeps): Outbox {
     if (!ok && !refused) {
       failures++;
       lastError = answer.status ? `HTTP ${answer.status}` : (answer.error ?? 'no answer');
-      retryAt = Date.now() + backoff(failures);
+      // "Slow down": posthog-js does not pass a Retry-After header on (request-dispatch.js drops it), so a
+      // 429 waits at least as long as posthog-js would ever have waited for one (30 s).
+      retryAt = Date.now() + Math.max(backoff(failures), answer.status === 429 ? RATE_LIMITED_MS : 0);
       wakeAt(retryAt);
       return 'stop';
     }
@@ -346,7 +354,10 @@ export function createOutbox(deps: OutboxDeps): Outbox {
     const should = state.enabled && !closed && mode === 'indexeddb' && !inGrace();
     if (should && !leadership) {
       // Taking over: what earlier pages and other tabs left goes out with the next flush window.
-      leadership = lead(deps.db, `rerun-analytics-drain ${deps.apiHost} ${deps.projectKey}`, deps.identity().sessionId, schedule);
+      leadership = lead(deps.db, `rerun-analytics-drain ${deps.apiHost} ${deps.projectKey}`, deps.identity().sessionId, () => {
+        schedule();
+        if (known.size) void warm();
+      });
     } else if (!should && leadership) {
       leadership.resign();
       leadership = undefined;
@@ -422,8 +433,10 @@ export function createOutbox(deps: OutboxDeps): Outbox {
         staged.push(entry);
         if (staged.length === 1) setTimeout(() => void write(), 0); // one transaction for everything accepted meanwhile
       }
-      if (!inGrace()) void warm(); // start loading now, not at the first flush: a closing tab can only send with it loaded
-      schedule();
+      if (delivers() && !inGrace()) {
+        void warm(); // start loading now, not at the first flush: a closing tab can only send with it loaded
+        schedule();
+      }
     },
     async flush() {
       await leadership?.decided; // a tab that just started may be about to lead
@@ -434,7 +447,10 @@ export function createOutbox(deps: OutboxDeps): Outbox {
       for (const e of entries) if (!deps.audit.has(e.uuid)) dropped(e, reason); // those this tab held are audited already
     },
     changed(state) {
-      if (!state.enabled && PAGE_REASONS.includes(state.reason)) {
+      if (!state.enabled && USER_REASONS.includes(state.reason)) {
+        discard(state.reason);
+        void drain(); // what earlier pages left is dropped too, each with the reason
+      } else if (!state.enabled && PAGE_REASONS.includes(state.reason)) {
         // This page may not send (its embedder, automation, a dev build), but the user did not
         // say no: what waits stays in the shared outbox for a page that may.
         void write();

@@ -3,7 +3,7 @@
 // once, from one tab at a time, in one request per flush window; and an opt-out empties it.
 import { describe, expect, test } from 'vitest';
 import { OUTBOX_LIMITS } from '../../src/4-outbox';
-import { db, openApp, outboxEntries, pages, received, sinkUrl, sleep, start, waitFor } from './helpers';
+import { INIT, db, openApp, outboxEntries, pages, received, sinkUrl, sleep, start, waitFor } from './helpers';
 import { CONFIG, OUTBOX, type OutboxEntry } from '../../src/store';
 
 const newKey = (what: string) => `phc_${what}_${Math.random().toString(36).slice(2)}`;
@@ -57,6 +57,21 @@ describe('a tab killed abruptly (renderer crash: no pagehide)', () => {
     await pages.closePage(other);
     expect((await received(key)).events.map((e) => e.event)).toEqual(['help-button-clicked']);
     expect(r.duplicates).toHaveLength(0);
+  }, 20_000);
+
+  test('the next visit has Global Privacy Control on (the user never chose): what the crashed tab left is dropped, with the reason', async () => {
+    const key = newKey('crash_gpc');
+    const first = await openApp(key, '&flush=60000');
+    await recordIn(first, 2);
+    await waitFor(() => pendingIn(first), (n) => n === 2);
+    await pages.pageCrash(first);
+    await pages.closePage(first);
+    const next = await openApp(key, '', INIT.gpc);
+    const audit = (await waitFor(() => pages.pageEval(next, 'analytics.audit()'), (x) => (x as unknown[]).length === 2)) as { outcome: string; reason: string }[];
+    expect(await pendingIn(next)).toBe(0);
+    await pages.closePage(next);
+    expect(audit.map((e) => `${e.outcome}:${e.reason}`)).toEqual(['dropped:privacy-signal', 'dropped:privacy-signal']);
+    expect((await received(key)).requests).toHaveLength(0);
   }, 20_000);
 });
 
@@ -156,6 +171,19 @@ describe('faults, and what arrives', () => {
     await waitFor(() => a.audit(), (x) => x.length === 1);
     expect(a.audit()[0]).toMatchObject({ outcome: 'sent', attempts: 2, uuid: r.events[0]!.raw.uuid });
   }, 15_000);
+
+  test('429: waits at least 30 s before trying again', async () => {
+    const { a, key } = start();
+    await fetch(`${sinkUrl}/__sink/fail?key=${key}&count=1&status=429&retryAfter=5`, { method: 'POST' });
+    a.record('settings-opened');
+    const t0 = Date.now();
+    await a.flush();
+    const c = await a.config();
+    expect(c.delivery.lastError).toBe('HTTP 429');
+    expect(Date.parse(c.delivery.nextAttempt!) - t0).toBeGreaterThanOrEqual(29_000);
+    await a.flush(); // asking again does not jump the wait
+    expect((await received(key)).requests).toHaveLength(1);
+  });
 
   test('a refused connection (offline endpoint): the events wait, and are not "sent"', async () => {
     const { a } = start({ apiHost: CLOSED });
