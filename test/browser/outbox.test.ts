@@ -15,16 +15,23 @@ async function recordIn(page: string, n: number, name = 'settings-opened') {
   await pages.pageEval(page, `(async () => { await analytics.ready; for (let i = 0; i < ${n}; i++) analytics.record(${JSON.stringify(name)}); })()`);
 }
 
+/** Opens a page that records `n` events (they would wait a minute), lets them reach IndexedDB; `before` runs before its renderer is killed. */
+async function crashAfterRecording(key: string, n: number, before?: (page: string) => Promise<unknown>) {
+  const page = await openApp(key, '&flush=60000');
+  await recordIn(page, n);
+  await waitFor(() => pendingIn(page), (count) => count === n); // written to IndexedDB
+  const config = (await pages.pageEval(page, 'analytics.config()')) as { sessionId: string; analyticsId: string };
+  await before?.(page);
+  await pages.pageCrash(page);
+  await pages.closePage(page);
+  return config;
+}
+
 describe('a tab killed abruptly (renderer crash: no pagehide)', () => {
   test('its events arrive on the next visit, once, as they were recorded', async () => {
     const key = newKey('crash');
-    const first = await openApp(key, '&flush=60000'); // would wait a minute
-    await recordIn(first, 3);
-    await waitFor(() => pendingIn(first), (n) => n === 3); // written to IndexedDB
-    const { sessionId, analyticsId } = (await pages.pageEval(first, 'analytics.config()')) as { sessionId: string; analyticsId: string };
-    const stored = await outboxEntries();
-    await pages.pageCrash(first);
-    await pages.closePage(first);
+    let stored: OutboxEntry[] = [];
+    const { sessionId, analyticsId } = await crashAfterRecording(key, 3, async () => (stored = await outboxEntries()));
     expect((await received(key)).requests).toHaveLength(0); // nothing left before the crash
 
     const next = await openApp(key);
@@ -42,15 +49,13 @@ describe('a tab killed abruptly (renderer crash: no pagehide)', () => {
 
   test('opted out (in another tab) before the crash: never sent, not even after a later opt-in', async () => {
     const key = newKey('crash_off');
-    const first = await openApp(key, '&flush=60000');
-    await recordIn(first, 2);
-    await waitFor(() => pendingIn(first), (n) => n === 2);
-    const other = await openApp(key);
-    await pages.pageEval(other, 'analytics.ready.then(() => analytics.disable())');
+    let other = '';
+    await crashAfterRecording(key, 2, async () => {
+      other = await openApp(key); // it does not deliver: the first tab does (in a minute)
+      await pages.pageEval(other, 'analytics.ready.then(() => analytics.disable())');
+    });
     const audit = (await pages.pageEval(other, 'analytics.audit()')) as { outcome: string; reason: string }[];
     expect(audit.map((e) => `${e.outcome}:${e.reason}`)).toEqual(['dropped:user-opted-out', 'dropped:user-opted-out']); // the other tab's events, emptied with the opt-out
-    await pages.pageCrash(first);
-    await pages.closePage(first);
     await pages.pageEval(other, `(async () => { await analytics.enable(); analytics.record('help-button-clicked'); await analytics.flush(); })()`);
     const r = await waitFor(() => received(key), (x) => x.events.length >= 1);
     await sleep(500);
@@ -61,11 +66,7 @@ describe('a tab killed abruptly (renderer crash: no pagehide)', () => {
 
   test('the next visit has Global Privacy Control on (the user never chose): what the crashed tab left is dropped, with the reason', async () => {
     const key = newKey('crash_gpc');
-    const first = await openApp(key, '&flush=60000');
-    await recordIn(first, 2);
-    await waitFor(() => pendingIn(first), (n) => n === 2);
-    await pages.pageCrash(first);
-    await pages.closePage(first);
+    await crashAfterRecording(key, 2);
     const next = await openApp(key, '', INIT.gpc);
     const audit = (await waitFor(() => pages.pageEval(next, 'analytics.audit()'), (x) => (x as unknown[]).length === 2)) as { outcome: string; reason: string }[];
     expect(await pendingIn(next)).toBe(0);
