@@ -1,62 +1,81 @@
-// Stage 1 — record: turn what a host hands us into one plain shape, without judging it yet.
-// Judging (is it declared, is it well typed) is 2-validate.ts's job; consent is 3's.
-import { unwrapNative, type EventKind, type PropType } from './catalog';
-import { isRecord } from './plain';
+// Stage 1 — record: take what the host hands us, and nothing more, on the host's own time.
+//
+// record() and recordNative() are called on the viewer's hot paths (and from its WASM), so
+// they only queue: the name, a shallow copy of the properties (a copy, so that what the host
+// changes afterwards is not what we check), the time. Judging (2-validate.ts), consent (3) and
+// storage (4) run on the queue at the next microtask, in one batch, off the host's call.
+// The queue is bounded: past INTAKE_LIMIT events within one tick the newest are only counted
+// (the audit gets one entry saying how many), so a runaway loop cannot grow memory.
 
-export interface Recorded {
-  name: unknown;
-  /** Set when the caller said which kind it is (native JSON does); otherwise the catalog's. */
-  kind?: EventKind;
-  props: unknown;
-  /** Explicit value types from the native `{ "Float": 1.0 }` shape. */
-  types?: Record<string, PropType>;
-  time: Date;
-  /** From the native SDK (recordNative): it hashes user ids before serialising. */
-  native?: boolean;
+/** Events taken within one tick, at most (as many as the outbox holds). */
+export const INTAKE_LIMIT = 1000;
+
+/** Props whose reading threw (a throwing getter, a hostile proxy): reported, never rethrown. */
+export class Unreadable {
+  constructor(readonly error: unknown) {}
 }
 
-/** record(name, props) from JavaScript: the catalog gives the kind. */
-export function fromRecord(name: unknown, props: unknown): Recorded {
-  return { name, props: props ?? {}, time: new Date() };
+/** One queued call: 0 = record(name, props), 1 = recordNative(input); its time (ms since the epoch). */
+export type Queued = [kind: 0 | 1, a: unknown, b: unknown, time: number];
+
+export interface Intake {
+  record(name: unknown, props: unknown): void;
+  native(input: unknown): void;
+  /** Hands every queued call to `take`, oldest first; returns how many were refused as too many. */
+  drain(take: (kind: 0 | 1, a: unknown, b: unknown, time: number) => void): number;
 }
 
-const KINDS: readonly EventKind[] = ['Append', 'Identify', 'SetPersonProperties'];
-/** Per-session values the native SDK may include; ours (per page load) are used instead. */
-const SESSION_KEYS = ['event_id', 'session_id'];
-const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/i;
-/** Bigger than any event the viewer records; refuse before parsing, so junk cannot stall the page. */
-export const MAX_NATIVE_JSON = 256 * 1024;
-
-/**
- * recordNative(): the native SDK's serde JSON of one event, as a string or already parsed:
- * `{"time_utc": "…Z", "kind": "Append", "name": "…", "props": {"k": {"String": "v"}}}`.
- * Returns the reason when the input is not of that shape.
- */
-export function fromNative(input: unknown): Recorded | string {
-  let event = input;
-  if (typeof input === 'string') {
-    if (input.length > MAX_NATIVE_JSON) return `longer than ${MAX_NATIVE_JSON} characters`;
-    try {
-      event = JSON.parse(input);
-    } catch {
-      return 'not valid JSON';
+/** `wake` runs once per batch, at the next microtask after the first queued call. */
+export function createIntake(wake: () => void): Intake {
+  let q: unknown[] = [];
+  let refused = 0;
+  let scheduled = false;
+  const push = (kind: 0 | 1, a: unknown, b: unknown) => {
+    if (q.length >= INTAKE_LIMIT * 4) return void refused++;
+    q.push(kind, a, b, Date.now());
+    if (!scheduled) {
+      scheduled = true;
+      queueMicrotask(() => ((scheduled = false), wake()));
     }
-  }
-  if (!isRecord(event)) return 'not a JSON object';
-  const { time_utc, kind, name, props = {} } = event;
-  if (typeof name !== 'string') return '"name" is not a string';
-  if (!KINDS.includes(kind as EventKind)) return `"kind" must be one of ${KINDS.join(', ')}`;
-  if (typeof time_utc !== 'string' || !RFC3339.test(time_utc) || Number.isNaN(Date.parse(time_utc))) return '"time_utc" is not an RFC 3339 time';
-  if (!isRecord(props)) return '"props" is not an object';
+  };
+  return {
+    record(name, props) {
+      push(0, name, typeof props === 'object' && props !== null && !Array.isArray(props) ? copy(props) : props);
+    },
+    native(input) {
+      // A string is immutable; an object (already parsed) is copied down to its property values.
+      if (typeof input !== 'object' || input === null || Array.isArray(input)) return push(1, input, undefined);
+      push(1, copyNative(input), undefined);
+    },
+    drain(take) {
+      const items = q;
+      q = [];
+      for (let i = 0; i < items.length; i += 4) take(items[i] as 0 | 1, items[i + 1], items[i + 2], items[i + 3] as number);
+      const n = refused;
+      refused = 0;
+      return n;
+    },
+  };
+}
 
-  const plain: Record<string, unknown> = {};
-  const types: Record<string, PropType> = {};
-  for (const [key, value] of Object.entries(props)) {
-    if (SESSION_KEYS.includes(key)) continue;
-    const native = unwrapNative(value);
-    if (!native) return `property "${key.slice(0, 100)}" is not a native value like {"String": "…"}`;
-    plain[key] = native.value;
-    types[key] = native.type;
+function copy(props: object): object {
+  try {
+    return { ...props };
+  } catch (err) {
+    return new Unreadable(err);
   }
-  return { name, kind: kind as EventKind, props: plain, types, time: new Date(time_utc), native: true };
+}
+
+function copyNative(event: object): object {
+  try {
+    const e = { ...event } as Record<string, unknown>;
+    if (typeof e.props === 'object' && e.props !== null && !Array.isArray(e.props)) {
+      const props = { ...e.props } as Record<string, unknown>;
+      for (const k of Object.keys(props)) if (typeof props[k] === 'object' && props[k] !== null) props[k] = { ...(props[k] as object) };
+      e.props = props;
+    }
+    return e;
+  } catch (err) {
+    return new Unreadable(err);
+  }
 }

@@ -1,16 +1,30 @@
 // Stage 2 — validate against the catalog. Bad input becomes a reason, never an exception:
 // an undeclared event or a wrongly typed value drops the event; an undeclared property is
 // removed and the removal is noted in the audit.
-import type { Recorded } from './1-record';
-import { MODULE_OWNED, parseSpec, type Catalog, type EventKind, type PropType, type Value } from './catalog';
+import { MODULE_OWNED, parseSpec, type Catalog, type EventKind, type PropType, type Value } from './catalog.js';
 
 export type { Value };
+
+/** What the host handed us, in one plain shape (record() directly; recordNative() via native.ts). */
+export interface Recorded {
+  name: unknown;
+  /** Set when the caller said which kind it is (native JSON does); otherwise the catalog's. */
+  kind?: EventKind;
+  props: unknown;
+  /** Explicit value types from the native `{ "Float": 1.0 }` shape. */
+  types?: Record<string, PropType>;
+  /** The event's time, ms since the epoch. */
+  time: number;
+  /** From the native SDK (recordNative): it hashes user ids before serialising. */
+  native?: boolean;
+}
 
 export interface Valid {
   kind: EventKind;
   name: string;
   props: Record<string, Value>;
-  time: Date;
+  /** ms since the epoch. */
+  time: number;
   /** Shown in the audit entry when the event is sent (e.g. removed properties). */
   note?: string;
 }
@@ -29,11 +43,12 @@ export function validate(rec: Recorded, catalog: Catalog, owned: OwnedProps): Va
   const spec = Object.hasOwn(catalog, name) ? catalog[name] : undefined;
   if (!spec) return fail(`unknown event "${name.slice(0, 100)}" (not in the catalog)`);
   if (rec.kind && rec.kind !== spec.kind) return fail(`"${name}" is a ${spec.kind} event, not ${rec.kind}`);
-  if (typeof rec.props !== 'object' || rec.props === null || Array.isArray(rec.props)) return fail('properties are not an object');
+  const given = rec.props ?? {};
+  if (typeof given !== 'object' || Array.isArray(given)) return fail('properties are not an object');
 
   const props: Record<string, Value> = {};
   const removed: string[] = [];
-  for (const [key, value] of Object.entries(rec.props)) {
+  for (const [key, value] of Object.entries(given)) {
     if (value === null || value === undefined) continue; // "leave it out", as native's Option
     if ((MODULE_OWNED as readonly string[]).includes(key)) continue; // ours, filled in below
     const declared = Object.hasOwn(spec.props, key) ? spec.props[key] : undefined;

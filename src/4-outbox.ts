@@ -12,14 +12,14 @@
 // Asked at every attempt: right before each request (first send, retry, replay, the request a
 // closing page makes) the consent gate is asked again, synchronously with the hand-over; an
 // opt-out aborts the request in flight. Nothing is retried behind our back (6-transport.ts).
-import type { ConsentState } from './3-consent-gate';
-import { allowListed, wireName } from './5-allow-list';
-import { UnusableTransport, type Answer, type Transport } from './6-transport';
-import type { Audit } from './7-audit';
-import type { Identity } from './consent';
-import { lead, type Leadership } from './drain-lock';
-import { safeString } from './plain';
-import { outboxStore, type Metadata, type OutboxEntry, type OutboxSize, type Storage } from './store';
+import type { ConsentState } from './3-consent-gate.js';
+import { allowListed, wireName } from './5-allow-list.js';
+import { UnusableTransport, type Answer, type Transport } from './6-transport.js';
+import type { Audit } from './7-audit.js';
+import type { Identity } from './consent.js';
+import { lead, type Leadership } from './drain-lock.js';
+import { safeString } from './plain.js';
+import { outboxStore, type Metadata, type OutboxEntry, type OutboxSize, type Storage } from './store.js';
 
 /** Bounds of the outbox (all tabs together); past them the oldest events are dropped, with a reason. */
 export const OUTBOX_LIMITS: OutboxSize = { count: 1000, bytes: 1024 * 1024 };

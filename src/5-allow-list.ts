@@ -4,7 +4,7 @@
 // agent, screen size, campaign parameters, `$set_once` person data, …). We never call it: the
 // event that leaves is built here, from our own data, and handed to posthog-js's request layer
 // as it is (6-transport.ts). A key that is not written below cannot leave.
-import type { OutboxEntry } from './store';
+import type { OutboxEntry } from './store.js';
 
 /** The wire event: nothing but these four top-level keys leaves (no `$set_once`, no top-level `$set`). */
 export interface WireEvent {
@@ -15,7 +15,7 @@ export interface WireEvent {
 }
 
 /**
- * Keys we set on every event, beside the catalog's declared properties:
+ * Keys we set on every event (FIXED_PROPERTIES in reserved.ts), beside the catalog's declared properties:
  * - `token`: the project key; the server routes the event by it.
  * - `distinct_id`: the anonymous id the event was recorded under.
  * - `session_id`: random per page load, as native sends it.
@@ -24,7 +24,7 @@ export interface WireEvent {
  * - `$lib`, `$lib_version`: which SDK sent it ("web", posthog-js's version), to debug ingestion.
  * - `$set`: person properties, only for Identify / SetPersonProperties, only declared keys.
  */
-export const FIXED_PROPERTIES = ['token', 'distinct_id', 'session_id', 'event_id', '$geoip_disable', '$lib', '$lib_version', '$set'] as const;
+export { FIXED_PROPERTIES } from './reserved.js';
 
 /** What the wire event's name is for each kind (native mapping). */
 export function wireName(e: { kind: OutboxEntry['kind']; name: string }): string {

@@ -8,8 +8,8 @@
 // events on its own (quota, client rate limit, bot filter) while reporting them captured; and it
 // never says whether a request succeeded. So every attempt here is one request that we decided
 // to make at that moment (4-outbox.ts asks the consent gate first) and whose answer we read.
-import type { WireEvent } from './5-allow-list';
-import { safeString } from './plain';
+import type { WireEvent } from './5-allow-list.js';
+import { safeString } from './plain.js';
 
 /** The answer to one attempt. */
 export interface Answer {

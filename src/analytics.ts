@@ -1,35 +1,16 @@
-// createAnalytics(): wires the stages together. The data flow, one file per stage:
-//   1-record → 2-validate → 3-consent-gate → 4-outbox → 5-allow-list → 6-transport → 7-audit
-// Nothing here throws into the host after option validation, and nothing blocks it.
-import { nanoid } from 'nanoid';
-import { fromNative, fromRecord, type Recorded } from './1-record';
-import { validate, type Valid } from './2-validate';
-import type { ConsentState } from './3-consent-gate';
-import { createOutbox, type DeliveryStatus } from './4-outbox';
-import { wireName } from './5-allow-list';
-import { loadTransport } from './6-transport';
-import { createAudit, type AuditEntry } from './7-audit';
-import { CATALOG, type BuiltInCatalog, type Catalog, type PropsFor } from './catalog';
-import { createConsent } from './consent';
-import { disclosure } from './disclosure';
-import { resolveOptions, type AnalyticsOptions } from './options';
-import { safeString } from './plain';
-import { locationProps } from './root-domain';
-import { openStorage, plainMetadata, type Metadata, type OutboxEntry } from './store';
-import { connectTabs } from './tabs';
+// createAnalytics(): the part a host's page loads at startup, kept tiny (a size budget in CI
+// checks it): the options check, the intake record() writes to (1-record.ts), and the devtools
+// handle. The stages themselves (core.ts: the stored choice, validation, the outbox, the audit)
+// are a chunk fetched right after, and posthog-js one fetched only when something may be sent.
+import { createIntake } from './1-record.js';
+import type { ConsentState } from './3-consent-gate.js';
+import type { AuditEntry } from './7-audit.js';
+import type { BuiltInCatalog, Catalog, PropsFor } from './catalog.js';
+import type { ConfigSnapshot, Core } from './core.js';
+import { resolveOptions, type AnalyticsOptions } from './options.js';
 
 export type AnalyticsState = ConsentState;
-
-export interface ConfigSnapshot {
-  analyticsId: string;
-  sessionId: string;
-  enabled: boolean;
-  reason: string;
-  metadata: Metadata;
-  storage: 'indexeddb' | 'unavailable';
-  /** Where events wait and how delivery goes (the outbox, the transport, the last failure). */
-  delivery: DeliveryStatus;
-}
+export type { ConfigSnapshot };
 
 type LooseProps = Record<string, boolean | number | string | null | undefined>;
 
@@ -37,8 +18,8 @@ export interface Analytics<C extends Catalog = BuiltInCatalog> {
   /** Resolves once the stored config is loaded (or found unusable). Never rejects. */
   readonly ready: Promise<void>;
   /**
-   * Records an event of the catalog (names and properties autocomplete). Never throws: bad
-   * input becomes a 'dropped' audit entry. A name only known at run time is checked then.
+   * Records an event of the catalog (names and properties autocomplete). Never throws, and
+   * costs a queue push: checking happens just after. Bad input becomes a 'dropped' audit entry.
    */
   record<N extends keyof C & string>(name: N, props?: PropsFor<C[N]>): void;
   record<S extends string>(name: string extends S ? S : never, props?: LooseProps): void;
@@ -52,7 +33,7 @@ export interface Analytics<C extends Catalog = BuiltInCatalog> {
   /** Called on every change of the effective state, from any cause. Returns an unsubscribe. */
   subscribe(listener: (state: AnalyticsState) => void): () => void;
   config(): Promise<ConfigSnapshot>;
-  /** Oldest first, at most `auditCapacity` entries. */
+  /** Oldest first, at most `auditCapacity` entries (events recorded an instant ago are judged first). */
   audit(): AuditEntry[];
   /** The audit as a table in the console, for people in devtools. */
   printAudit(): void;
@@ -65,169 +46,87 @@ export interface Analytics<C extends Catalog = BuiltInCatalog> {
   details(): string;
 }
 
-/** Events recorded before the stored choice is read wait for it, at most this many. */
-export const HOLD_CAPACITY = 500;
-/** shutdown() waits this long at most for what is pending to be delivered; the rest stays in the outbox. */
-const SHUTDOWN_WAIT_MS = 3000;
+/** The stages' chunk could not be fetched (offline, a deploy in between): it is fetched again after this. */
+const RELOAD_MS = 5000;
+
+/** The stages' chunk once fetched: later instances in the page start at once. */
+let stages: typeof import('./core.js') | undefined;
 
 export function createAnalytics<E extends Catalog = Record<never, never>>(options: AnalyticsOptions<E>): Analytics<BuiltInCatalog & E> {
   const opts = resolveOptions(options); // the only throw: a programmer error at this call
-  const catalog: Catalog = Object.freeze({ ...CATALOG, ...opts.events });
-  const audit = createAudit(opts.auditCapacity);
-  const sessionId = nanoid();
-  let eventCounter = 0;
+  const listeners = new Set<(s: AnalyticsState) => void>();
+  let core: Core | undefined;
   let closed = false;
 
-  const dropped = (name: string, reason: string) => audit.add({ name, outcome: 'dropped', reason });
-
-  const db = openStorage();
-  const consent = createConsent(opts, db, sessionId, {
-    changed(state) {
-      outbox.changed(state);
-      if (state.reason !== 'loading') release();
-    },
-    cleared: () => outbox.discard('cleared'),
-    emptied: (entries, reason) => outbox.emptied(entries, reason),
-    announce: (message) => tabs.announce(message),
-  });
-
-  const outbox = createOutbox({
-    db,
-    projectKey: opts.projectKey,
-    apiHost: opts.apiHost,
-    intervalMs: opts.flushIntervalMs,
-    firstRunGrace: opts.firstRunGrace,
-    consent: consent.state,
-    identity: consent.identity,
-    stale: () => consent.heard({ change: 'clear', choice: 'unset' }),
-    metadata: consent.metadata,
-    audit,
-    loadTransport: () => loadTransport({ apiHost: opts.apiHost, refused: (name) => dropped(name, 'not recorded by the host (made by posthog-js)') }),
-    wrote: (now) => tabs.wrote(now),
-  });
-
-  const tabs = connectTabs({ changed: consent.heard, wrote: outbox.wrote });
-
-  /** Validated events waiting for the stored choice to be read (bounded). */
-  let held: Valid[] = [];
-
-  /** Into the outbox, stamped with the id it is recorded under. The gate said yes just before. */
-  const keep = (e: Valid) => {
-    const who = consent.identity();
-    const now = Date.now();
-    const entry: OutboxEntry = {
-      uuid: uuid7(now),
-      projectKey: opts.projectKey,
-      apiHost: opts.apiHost,
-      kind: e.kind,
-      name: e.name,
-      props: e.props,
-      at: e.time.getTime(),
-      queuedAt: now,
-      distinctId: who.analyticsId,
-      sessionId: who.sessionId,
-      ...(e.kind === 'Append' ? { eventId: ++eventCounter } : {}),
-      ...(e.note ? { note: e.note } : {}),
-      bytes: 0,
-    };
-    entry.bytes = JSON.stringify(entry).length;
-    outbox.push(entry);
-  };
-
-  /** The stored choice is known now: held events go on, or are dropped with the reason. */
-  const release = () => {
-    const waiting = held;
-    held = [];
-    for (const e of waiting) gate(e);
-  };
-
-  /** The consent gate, asked for one validated event. */
-  const gate = (e: Valid) => {
-    const state = consent.state();
-    if (state.enabled) return keep(e);
-    if (state.reason !== 'loading') return dropped(wireName(e), state.reason);
-    if (held.length >= HOLD_CAPACITY) return dropped(wireName(e), 'outbox full');
-    held.push(e);
-  };
-
-  const accept = (rec: Recorded) => {
-    const result = validate(rec, catalog, { app_env: opts.appEnv, ...locationProps(globalThis.location?.href ?? '') });
-    if (!result.ok) return dropped(typeof rec.name === 'string' ? rec.name.slice(0, 100) : '(no name)', result.reason);
-    gate(result.event);
-  };
-
-  /** Runs a recording call; whatever goes wrong becomes an audit entry, never a throw. */
-  const guarded = (make: () => Recorded | string, fallbackName: () => string) => {
-    try {
-      if (closed) return dropped(fallbackName(), 'shut down');
-      const rec = make();
-      if (typeof rec === 'string') return dropped(fallbackName(), `malformed native event: ${rec}`);
-      accept(rec);
-    } catch (err) {
-      dropped('(unknown)', `internal error: ${safeString(err).slice(0, 200)}`);
+  const intake = createIntake(() => core?.take(intake));
+  const notify = (state: AnalyticsState) => {
+    for (const listener of [...listeners]) {
+      try {
+        listener({ ...state });
+      } catch {
+        // a host's listener must not break the others, nor us
+      }
     }
   };
 
-  const instance: Analytics<BuiltInCatalog & E> = {
-    ready: consent.ready,
-    record(name: unknown, props?: unknown) {
-      guarded(() => fromRecord(name, props), () => safeString(name).slice(0, 100));
-    },
-    recordNative(event: unknown) {
-      guarded(() => fromNative(event), () => nativeName(event));
-    },
-    isEnabled: () => consent.state().enabled, // now: a meta tag added since the last change counts too
-    setEnabled: consent.setEnabled,
-    enable: () => consent.setEnabled(true),
-    disable: () => consent.setEnabled(false),
-    subscribe: consent.subscribe,
-    async config() {
-      await consent.ready;
-      const { enabled, reason } = consent.state(); // now, like isEnabled()
-      const stored = consent.config();
-      return {
-        analyticsId: stored.analyticsId,
-        sessionId,
-        enabled,
-        reason,
-        metadata: { ...stored.metadata },
-        storage: consent.unreadable() ? 'unavailable' : 'indexeddb',
-        delivery: await outbox.status(),
-      };
-    },
-    audit: () => audit.entries(),
-    printAudit() {
-      const rows = audit.entries().map((e) => ({ time: e.time, event: e.name, outcome: e.outcome, reason: e.reason ?? '', properties: e.properties ? JSON.stringify(e.properties) : '' }));
-      console.table(rows);
-    },
-    clear: consent.clear,
-    async setMetadata(props) {
-      let clean: Metadata;
+  // The stages, fetched now (the stored choice must be read before anything is decided). A
+  // failed fetch is tried again; meanwhile calls wait for it, and nothing is sent.
+  let firstTry!: () => void;
+  const tried = new Promise<void>((resolve) => (firstTry = resolve));
+  const loaded: Promise<Core> = (async () => {
+    for (;;) {
+      if (closed) return new Promise<Core>(() => undefined); // shut down before it came: never starts
       try {
-        clean = plainMetadata(props);
+        stages ??= await import('./core.js');
+        core = stages.startCore(opts, notify);
+        firstTry();
+        core.take(intake); // what was recorded meanwhile
+        return core;
       } catch {
-        return; // unreadable input (a throwing getter): nothing to store
+        firstTry();
+        await new Promise((r) => setTimeout(r, RELOAD_MS));
       }
-      await consent.setMetadata(clean);
+    }
+  })();
+  const withCore = <T>(use: (c: Core) => Promise<T>): Promise<T> => (closed && !core ? Promise.resolve(undefined as T) : loaded.then(use).catch(() => undefined as T));
+  const entries = () => {
+    if (!core) return [];
+    core.take(intake); // what was recorded an instant ago, judged now
+    return core.audit();
+  };
+
+  const instance: Analytics<BuiltInCatalog & E> = {
+    ready: tried.then(() => core?.ready),
+    record: intake.record,
+    recordNative: intake.native,
+    isEnabled: () => core?.state().enabled ?? false, // now: a meta tag added since the last change counts too
+    setEnabled: (enabled: boolean) => withCore((c) => c.setEnabled(enabled)),
+    enable: () => instance.setEnabled(true),
+    disable: () => instance.setEnabled(false),
+    subscribe(listener) {
+      listeners.add(listener);
+      return () => void listeners.delete(listener);
     },
-    async flush() {
-      await consent.ready;
-      await outbox.flush();
+    config: () => withCore((c) => c.config()),
+    audit: entries,
+    printAudit() {
+      console.table(entries().map((e) => ({ time: e.time, event: e.name, outcome: e.outcome, reason: e.reason ?? '', properties: e.properties ? JSON.stringify(e.properties) : '' })));
     },
+    clear: () => withCore((c) => c.clear()),
+    setMetadata: (props) => withCore((c) => c.setMetadata(props)),
+    flush: () => withCore((c) => (c.take(intake), c.flush())),
     async shutdown() {
       if (closed) return;
+      await tried; // the stages, if they can be had, take what was recorded and stop cleanly
       closed = true;
-      await consent.ready;
-      await Promise.race([outbox.flush(), new Promise((r) => setTimeout(r, SHUTDOWN_WAIT_MS))]);
-      outbox.close();
-      consent.close();
-      tabs.close();
-      db.close();
+      core?.take(intake);
+      listeners.clear();
       if (opts.globalName && (globalThis as Record<string, unknown>)[opts.globalName] === instance) {
         delete (globalThis as Record<string, unknown>)[opts.globalName];
       }
+      if (core) await core.shutdown();
     },
-    details: () => disclosure(catalog, opts.globalName),
+    details: () => core?.details() ?? 'The disclosure is loading; ask again in a moment.',
   } as Analytics<BuiltInCatalog & E>;
 
   if (opts.globalName) {
@@ -238,33 +137,4 @@ export function createAnalytics<E extends Catalog = Record<never, never>>(option
     }
   }
   return instance;
-}
-
-/** The event's name for the audit, if malformed native input has one at all. */
-function nativeName(event: unknown): string {
-  const m = typeof event === 'string' ? /"name"\s*:\s*"([^"]{1,100})"/.exec(event) : undefined;
-  const name = m ? m[1] : (event as { name?: unknown } | null)?.name;
-  return typeof name === 'string' ? name.slice(0, 100) : '(malformed)';
-}
-
-/**
- * A UUID v7 (RFC 9562): 48 bits of milliseconds, a 12-bit counter within the millisecond (its
- * "monotonic random" method), then random. Strictly increasing in this page, so the outbox (keyed
- * by it) reads in the order events were taken. From getRandomValues (crypto.randomUUID is missing
- * outside secure contexts).
- */
-let lastMs = 0;
-let seq = 0;
-function uuid7(now: number): string {
-  let ms = Math.max(0, Math.floor(now));
-  if (ms <= lastMs) {
-    ms = lastMs;
-    if (++seq > 0xfff) (ms = ++lastMs), (seq = 0);
-  } else seq = 0;
-  lastMs = ms;
-  const r = crypto.getRandomValues(new Uint8Array(8));
-  const h = Array.from(r, (x) => x.toString(16).padStart(2, '0')).join('');
-  const t = ms.toString(16).padStart(12, '0').slice(-12);
-  const variant = ((parseInt(h[0]!, 16) & 0x3) | 0x8).toString(16);
-  return `${t.slice(0, 8)}-${t.slice(8, 12)}-7${seq.toString(16).padStart(3, '0')}-${variant}${h.slice(1, 4)}-${h.slice(4, 16)}`;
 }

@@ -7,8 +7,9 @@
 // Property types: 'string' | 'integer' | 'float' | 'bool'; a trailing '?' marks a property that
 // is left out (never sent as null) when unknown.
 
-import { hashed } from './hash';
-import { isRecord } from './plain';
+import { hashed } from './hash.js';
+import type { BUILT_IN_EVENTS } from './reserved.js';
+import { isRecord } from './plain.js';
 
 export type PropType = 'string' | 'integer' | 'float' | 'bool';
 export type PropSpec = PropType | `${PropType}?`;
@@ -156,6 +157,11 @@ export const CATALOG = /* @__PURE__ */ deepFreeze({
 } as const satisfies Catalog);
 
 export type CatalogEventName = keyof typeof CATALOG;
+
+// The startup chunk checks host events against reserved.ts's list of names: keep both equal.
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const namesMatch: Same<CatalogEventName, (typeof BUILT_IN_EVENTS)[number]> = true;
+void namesMatch;
 export type BuiltInCatalog = typeof CATALOG;
 
 type JsType<S> = S extends `string${string}` ? string : S extends `bool${string}` ? boolean : number;

@@ -1,11 +1,11 @@
 // What the user chose, kept in step with storage and with every other tab, and the facts the
 // consent gate (3-consent-gate.ts) weighs, read fresh each time it is asked. The gate itself is
 // the pure decide(); this file only gathers what it decides on, and says when the answer changed.
-import { decide, type ConsentFacts, type ConsentState } from './3-consent-gate';
-import type { ResolvedOptions } from './options';
-import { readSignals } from './signals';
-import { configStore, forgetLegacy, newAnalyticsId, type Metadata, type OutboxEntry, type Storage, type StoredConfig } from './store';
-import type { Change, TabMessage } from './tabs';
+import { decide, type ConsentFacts, type ConsentState } from './3-consent-gate.js';
+import type { ResolvedOptions } from './options.js';
+import { readSignals } from './signals.js';
+import { configStore, forgetLegacy, newAnalyticsId, type Metadata, type OutboxEntry, type Storage, type StoredConfig } from './store.js';
+import type { Change, TabMessage } from './tabs.js';
 
 export interface Identity {
   analyticsId: string;
@@ -50,6 +50,7 @@ export function createConsent(opts: ResolvedOptions, db: Storage, sessionId: str
   /** The stored config is being read again (another tab cleared the id, or the page came back from the back/forward cache). */
   let rereading = 0;
   let closed = false;
+  /** Hears every change of the gate's answer (the facade fans it out to the host's listeners). */
   const listeners = new Set<(s: ConsentState) => void>();
 
   /** Everything the gate weighs, read now. */
@@ -74,13 +75,7 @@ export function createConsent(opts: ResolvedOptions, db: Storage, sessionId: str
     last = next;
     hooks.changed(next);
     if (!changed) return;
-    for (const listener of [...listeners]) {
-      try {
-        listener({ ...next });
-      } catch {
-        // a host's listener must not break the others, nor us
-      }
-    }
+    for (const listener of listeners) listener(next);
   };
 
   const unreadable = () => choice === 'unreadable';

@@ -1,7 +1,7 @@
 // details(): the plain-language disclosure. The event list is generated from the catalog,
 // so what users read can never drift from what the code sends.
-import { parseSpec, type Catalog } from './catalog';
-import { FIXED_PROPERTIES } from './5-allow-list';
+import { parseSpec, type Catalog } from './catalog.js';
+import { FIXED_PROPERTIES } from './5-allow-list.js';
 
 export function disclosure(catalog: Catalog, globalName: string | false): string {
   const g = globalName || '<your analytics instance>';

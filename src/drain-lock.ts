@@ -4,7 +4,7 @@
 // a lease in IndexedDB, renewed while held: a tab that stops renewing (crashed, frozen) loses it
 // after LEASE_MS, and another takes over.
 import { promisifyRequest } from 'idb-keyval';
-import { CONFIG, type Storage } from './store';
+import { CONFIG, type Storage } from './store.js';
 
 export interface Leadership {
   /** True while this tab leads (asked before every attempt). */

@@ -4,7 +4,7 @@
 // missing outside secure contexts (a viewer served over plain http on a LAN), and is async.
 import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex, utf8ToBytes } from '@noble/hashes/utils.js';
-import { safeString } from './plain';
+import { safeString } from './plain.js';
 
 /** A value in the native SDK's serde shape: the type is explicit. */
 export type NativeProperty = { String: string } | { Integer: number } | { Float: number } | { Bool: boolean };

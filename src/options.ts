@@ -1,8 +1,8 @@
 // createAnalytics() options. A programmer error here is the one place the module throws
 // (a TypeError at the call), so a typo like `forse: true` is caught in development, not
 // silently ignored in production.
-import { FIXED_PROPERTIES } from './5-allow-list';
-import { CATALOG, type Catalog, type EventSpec, type PropSpec } from './catalog';
+import type { Catalog, EventSpec, PropSpec } from './catalog.js';
+import { BUILT_IN_EVENTS, FIXED_PROPERTIES } from './reserved.js';
 
 export interface AnalyticsOptions<E extends Catalog = Catalog> {
   /** PostHog project API key (`phc_…`). Required. */
@@ -97,7 +97,7 @@ function checkEvents(events: unknown): Catalog {
   if (typeof events !== 'object' || events === null || Array.isArray(events)) fail('events must be an object of event declarations');
   const copy: Record<string, EventSpec> = {};
   for (const [name, spec] of Object.entries(events as Record<string, Partial<Catalog[string]>>)) {
-    if (Object.hasOwn(CATALOG, name)) fail(`event "${name}" is already in the built-in catalog`);
+    if ((BUILT_IN_EVENTS as readonly string[]).includes(name)) fail(`event "${name}" is already in the built-in catalog`);
     if (!name || name.startsWith('$')) fail(`event name "${name}" is reserved`);
     if (spec?.kind !== 'Append') fail(`event "${name}": kind must be 'Append'`);
     if (typeof spec.why !== 'string' || !spec.why.trim()) fail(`event "${name}": say why it is collected ("why")`);

@@ -2,7 +2,7 @@
 // root domain (its last two labels), which is then hashed; an IP address or a dotless host
 // has none. Only on the project's own domain is the URL sent, as `rerun_url` — and, stricter
 // than native, only what says which page and which of the project's recordings (ownUrl()).
-import { hashed } from './hash';
+import { hashed } from './hash.js';
 
 /** The project's own domain: the one place a full URL may be sent. */
 export const OWN_DOMAIN = 'rerun.io';

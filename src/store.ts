@@ -6,8 +6,8 @@
 // which the stored choice says "off" (or the id is new) while consented events still wait.
 import { promisifyRequest } from 'idb-keyval';
 import { nanoid } from 'nanoid';
-import { unwrapNative } from './catalog';
-import { isRecord } from './plain';
+import { unwrapNative } from './catalog.js';
+import { isRecord } from './plain.js';
 
 export type MetadataValue = boolean | number | string;
 export type Metadata = Record<string, MetadataValue>;

@@ -1,7 +1,7 @@
 // The public surface: option errors throw a TypeError at the call; nothing else ever throws.
 import { describe, expect, test } from 'vitest';
 import { createAnalytics } from '../../src';
-import { sinkUrl, start } from './helpers';
+import { arrived, sinkUrl, start, waitFor } from './helpers';
 
 describe('createAnalytics options', () => {
   test.each([
@@ -44,6 +44,25 @@ describe('never throws into the host', () => {
     await expect(a.setMetadata({ ok: 'x', bad: { nested: 1 } as never, nan: Number.NaN })).resolves.toBeUndefined();
     expect((await a.config()).metadata).toEqual({ ok: 'x' });
     expect(heard).toEqual([true, false]);
+  });
+
+  test('record() only queues, bounded: past 1000 within one tick the rest are counted, in one audit entry', async () => {
+    const { a } = start({ apiHost: 'http://127.0.0.1:9', flushIntervalMs: 60_000 });
+    await a.ready;
+    for (let i = 0; i < 1010; i++) a.record('settings-opened');
+    const audit = a.audit();
+    expect(audit).toEqual([expect.objectContaining({ name: '(10 events)', outcome: 'dropped', reason: 'too many at once: more than 1000 recorded within one tick' })]);
+    await waitFor(() => a.config(), (c) => c.delivery.pending === 1000);
+  });
+
+  test('props are copied at record(): changing them afterwards changes nothing', async () => {
+    const { a, key } = start();
+    const props = { source_type: 'file', started_successfully: true };
+    a.record('load_data_source', props);
+    props.source_type = 'changed';
+    (props as Record<string, unknown>).started_successfully = 'not a bool';
+    const [e] = await arrived(key, 1);
+    expect(e!.properties).toMatchObject({ source_type: 'file', started_successfully: true });
   });
 
   test('after shutdown, record() drops with a reason', async () => {

@@ -1,7 +1,7 @@
 // The consent gate in action: held until the stored choice is known, opt-out immediate,
 // opt-in without reload, fail closed when storage cannot be read.
 import { describe, expect, test } from 'vitest';
-import { HOLD_CAPACITY } from '../../src/analytics';
+import { HOLD_CAPACITY } from '../../src/core';
 import { arrived, received, sleep, start, storeConfig } from './helpers';
 import { SAMPLES } from './samples';
 

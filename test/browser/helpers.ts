@@ -53,6 +53,11 @@ export const storeConfig = (config: Partial<StoredConfig>) => transaction([CONFI
 /** Everything in the outbox, oldest first. */
 export const outboxEntries = () => transaction([OUTBOX], 'readonly', (tx) => promisifyRequest(tx.objectStore(OUTBOX).getAll())) as Promise<OutboxEntry[]>;
 
+// The stages' chunk (src/core.ts) is fetched by the first createAnalytics() of a page; later
+// ones start at once. Fetch it before the tests, so that each test sees what a page that has been
+// running for a moment sees (what happens before it arrives is tested in startup.test.ts).
+await createAnalytics({ projectKey: 'phc_warm', apiHost: sinkUrl, globalName: false }).shutdown();
+
 const live: Analytics[] = [];
 
 /** An instance pointed at the sink, with a fast flush and `force` (the test browser is automated). */
