@@ -28,6 +28,9 @@ export interface RequestLogEntry {
   /** How many events it carried, and when it arrived (ms since the epoch). */
   events: number;
   at: number;
+  /** Bytes on the wire: the body as sent (compressed), and the URL's path and query. */
+  bytes: number;
+  url: string;
   error?: string;
 }
 
@@ -144,11 +147,12 @@ export function createCaptureSink(): CaptureSink {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      const entry: RequestLogEntry = { method: req.method ?? '', path, keys: [], status: req.method === 'OPTIONS' ? 204 : 200, events: 0, at: Date.now() };
+      const body = Buffer.concat(chunks);
+      const entry: RequestLogEntry = { method: req.method ?? '', path, keys: [], status: req.method === 'OPTIONS' ? 204 : 200, events: 0, at: Date.now(), bytes: body.length, url: req.url ?? '' };
       let fault: Fault | undefined;
       if (req.method === 'POST' && CAPTURE_PATHS.includes(path)) {
         try {
-          const decoded = decodeCaptureBody(url.searchParams, Buffer.concat(chunks));
+          const decoded = decodeCaptureBody(url.searchParams, body);
           entry.events = decoded.length;
           for (const e of decoded) if (!entry.keys.includes(keyOf(e))) entry.keys.push(keyOf(e));
           fault = entry.keys.map((k) => failures.get(k)).find((f) => f && f.count > 0);

@@ -261,7 +261,7 @@ export function createOutbox(deps: OutboxDeps): Outbox {
     const state = deps.consent();
     if (!state.enabled || !delivers() || !transport || inGrace()) return 'stop';
     const t = transport;
-    const wire = batch.map((e) => allowListed(e, t, deps.metadata()));
+    const wire = batch.map((e) => allowListed(e, deps.metadata()));
     const flight = { controller: new AbortController(), uuids: new Set(batch.map((e) => e.uuid)), reason: undefined as string | undefined };
     inFlight = flight;
     for (const e of batch) attempts.set(e.uuid, (attempts.get(e.uuid) ?? 0) + 1);
@@ -383,7 +383,7 @@ export function createOutbox(deps: OutboxDeps): Outbox {
       const ready = sort([...known.values()], deps.consent(), Date.now(), deps.identity().analyticsId).filter((x) => (room -= x.bytes) >= 0);
       if (!ready.length) return;
       const t = transport;
-      const wire = ready.map((x) => allowListed(x, t, deps.metadata()));
+      const wire = ready.map((x) => allowListed(x, deps.metadata()));
       if (!t.sendOnClose(wire)) return;
       staged = staged.filter((x) => !ready.includes(x)); // not written: nothing to remove for those
       if (mode === 'indexeddb') void store.remove(ready.map((x) => x.uuid)).catch(() => undefined);

@@ -16,13 +16,13 @@ export interface WireEvent {
 
 /**
  * Keys we set on every event (FIXED_PROPERTIES in reserved.ts), beside the catalog's declared properties:
- * - `token`: the project key; the server routes the event by it.
  * - `distinct_id`: the anonymous id the event was recorded under.
  * - `session_id`: random per page load, as native sends it.
  * - `event_id`: the native per-session counter, on Append events only.
  * - `$geoip_disable`: tells PostHog not to derive a location from the IP address.
- * - `$lib`, `$lib_version`: which SDK sent it ("web", posthog-js's version), to debug ingestion.
  * - `$set`: person properties, only for Identify / SetPersonProperties, only declared keys.
+ * Nothing the server does not need: the project key travels once per request (the batch's
+ * `api_key`), and `app_env` already tells web from native (no `$lib`).
  */
 export { FIXED_PROPERTIES } from './reserved.js';
 
@@ -36,16 +36,13 @@ export function wireName(e: { kind: OutboxEntry['kind']; name: string }): string
  * the fixed keys. Person properties go in `properties.$set`, never top level. `personExtra` is
  * Identify's opt-in metadata, which the user chose to share.
  */
-export function allowListed(e: OutboxEntry, lib: { version: string }, personExtra: Record<string, unknown>): WireEvent {
+export function allowListed(e: OutboxEntry, personExtra: Record<string, unknown>): WireEvent {
   // Declared properties first, fixed keys after: a declared name can never shadow a fixed one.
   const properties: Record<string, unknown> = e.kind === 'Append' ? { ...e.props } : {};
   if (e.kind !== 'Append') properties.$set = e.kind === 'Identify' ? { ...personExtra, ...e.props } : { ...e.props };
-  properties.token = e.projectKey;
   properties.distinct_id = e.distinctId;
   properties.session_id = e.sessionId;
   if (e.eventId !== undefined) properties.event_id = e.eventId;
   properties.$geoip_disable = true;
-  properties.$lib = 'web';
-  properties.$lib_version = lib.version;
   return { uuid: e.uuid, event: wireName(e), properties, timestamp: new Date(e.at).toISOString() };
 }

@@ -21,8 +21,6 @@ export interface Answer {
 }
 
 export interface Transport {
-  /** posthog-js's version, sent as `$lib_version`. */
-  readonly version: string;
   /** One request carrying `batch`; resolves with the endpoint's answer, never rejects. */
   send(batch: WireEvent[], signal: AbortSignal): Promise<Answer>;
   /**
@@ -34,6 +32,7 @@ export interface Transport {
 }
 
 export interface TransportOptions {
+  projectKey: string;
   apiHost: string;
   /** posthog-js tried to send something we did not hand it (it should not): it is dropped and said so. */
   refused(name: string): void;
@@ -129,17 +128,16 @@ export async function loadTransport(opts: TransportOptions): Promise<Transport> 
   // The private part we rely on, checked at every load: a posthog-js without it (a newer
   // version, say) is not used at all. Events then wait in the outbox; config() says why.
   if (typeof client._send_request !== 'function') throw new UnusableTransport(`posthog-js ${safeString(client.version)} has no _send_request`);
-  const version = typeof client.version === 'string' ? client.version : 'unknown';
   listeners.add(opts.refused);
   const url = `${opts.apiHost}/e/`;
   const request = (batch: WireEvent[], extra: Record<string, unknown>) =>
     client._send_request!({
       method: 'POST',
       url,
-      data: batch,
+      // The project key once per request; posthog-js adds `sent_at`, by which the server corrects clock skew.
+      data: { api_key: opts.projectKey, batch },
       compression: 'gzip-js',
-      // posthog-js wraps the batch as {api_key, batch, sent_at}: the server corrects clock skew with sent_at.
-      timestampMode: 'capture-body',
+      timestampMode: 'body',
       // posthog-js keeps its own quota table, keyed by batchKey ('events' by default) and shared by
       // every project on its instance: one project's quota answer would silence the others for a
       // minute, with no reason given. Ours (4-outbox.ts) is per project and audited; a key of our
@@ -150,7 +148,6 @@ export async function loadTransport(opts: TransportOptions): Promise<Transport> 
     });
 
   return {
-    version,
     send(batch, signal) {
       return new Promise<Answer>((resolve) => {
         // If posthog-js ever stops calling back, the outbox must not wait forever: no answer, retry later.

@@ -84,7 +84,7 @@ export function startCore(opts: ResolvedOptions, notify: (state: ConsentState) =
     stale: () => consent.heard({ change: 'clear', choice: 'unset' }),
     metadata: consent.metadata,
     audit,
-    loadTransport: () => loadTransport({ apiHost: opts.apiHost, refused: (name) => dropped(name, 'not recorded by the host (made by posthog-js)') }),
+    loadTransport: () => loadTransport({ projectKey: opts.projectKey, apiHost: opts.apiHost, refused: (name) => dropped(name, 'not recorded by the host (made by posthog-js)') }),
     wrote: (now) => tabs.wrote(now),
   });
 
@@ -197,7 +197,9 @@ export function startCore(opts: ResolvedOptions, notify: (state: ConsentState) =
       if (closed) return;
       closed = true;
       await consent.ready;
-      await Promise.race([outbox.flush(), new Promise((r) => setTimeout(r, SHUTDOWN_WAIT_MS))]);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([outbox.flush(), new Promise((r) => (timer = setTimeout(r, SHUTDOWN_WAIT_MS)))]);
+      clearTimeout(timer);
       outbox.close();
       consent.close();
       tabs.close();

@@ -2,7 +2,7 @@
 // (a TypeError at the call), so a typo like `forse: true` is caught in development, not
 // silently ignored in production.
 import type { Catalog, EventSpec, PropSpec } from './catalog.js';
-import { BUILT_IN_EVENTS, FIXED_PROPERTIES } from './reserved.js';
+import { BUILT_IN_EVENTS, RESERVED_PROPERTIES } from './reserved.js';
 
 export interface AnalyticsOptions<E extends Catalog = Catalog> {
   /** PostHog project API key (`phc_…`). Required. */
@@ -104,7 +104,7 @@ function checkEvents(events: unknown): Catalog {
     if (typeof spec.props !== 'object' || spec.props === null) fail(`event "${name}": props must be an object`);
     const props: Record<string, PropSpec> = {};
     for (const [prop, type] of Object.entries(spec.props)) {
-      if ((FIXED_PROPERTIES as readonly string[]).includes(prop) || prop.startsWith('$')) fail(`event "${name}": property "${prop}" is reserved`);
+      if (RESERVED_PROPERTIES.includes(prop) || prop.startsWith('$')) fail(`event "${name}": property "${prop}" is reserved`);
       if (typeof type !== 'string' || !SPEC.test(type)) fail(`event "${name}": property "${prop}" has type ${JSON.stringify(type)}, not one of string, integer, float, bool (with ? if optional)`);
       props[prop] = type;
     }

@@ -8,4 +8,7 @@ export const BUILT_IN_EVENTS = ['$identify', 'viewer_started', 'open_recording',
  * Keys on every outgoing event beside the catalog's declared properties; 5-allow-list.ts writes
  * exactly these (and says why each is there).
  */
-export const FIXED_PROPERTIES = ['token', 'distinct_id', 'session_id', 'event_id', '$geoip_disable', '$lib', '$lib_version', '$set'] as const;
+export const FIXED_PROPERTIES = ['distinct_id', 'session_id', 'event_id', '$geoip_disable', '$set'] as const;
+
+/** No host property may be named like a fixed one, nor `token`: PostHog routes an event by it. */
+export const RESERVED_PROPERTIES: readonly string[] = [...FIXED_PROPERTIES, 'token'];

@@ -3,7 +3,7 @@ import { describe, expect, test } from 'vitest';
 import { arrived, received, sleep, start, waitFor } from './helpers';
 import { SAMPLES } from './samples';
 
-const FIXED = ['token', '$lib', '$lib_version', 'distinct_id', 'session_id', '$geoip_disable'];
+const FIXED = ['distinct_id', 'session_id', '$geoip_disable'];
 
 describe('delivery', () => {
   test('an event arrives with exactly its declared properties plus the fixed keys', async () => {
@@ -15,11 +15,9 @@ describe('delivery', () => {
     expect(Object.keys(e!.properties).sort()).toEqual([...FIXED, 'event_id', 'source_type', 'file_extension', 'started_successfully'].sort());
     expect(e!.properties).toMatchObject({
       ...SAMPLES.load_data_source,
-      token: key,
       distinct_id: config.analyticsId,
       session_id: config.sessionId,
       $geoip_disable: true,
-      $lib: 'web',
       event_id: 1,
     });
     // Top level: nothing beside the four keys (no $set_once with initial URL/referrer).

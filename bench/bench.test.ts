@@ -1,0 +1,159 @@
+// `npm run bench`: every number of issue 9 in one run, in real Chromium, each beside its anchor
+// (posthog-js, measured in the same run and, in the browser, the same page). Not a timed test:
+// it asserts nothing about speed, it prints the table (and writes bench/latest.md).
+import { test } from 'vitest';
+import { build } from 'vite';
+import { chromium, type CDPSession, type Page } from 'playwright';
+import { createServer } from 'node:http';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { cpus, tmpdir } from 'node:os';
+import { extname, join } from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { startCaptureSink } from '../dev/capture-sink';
+import { USES_MODULE, USES_POSTHOG, addedAtStartup, root } from './host-size';
+
+const TYPES: Record<string, string> = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css' };
+
+async function servePage() {
+  const outDir = await mkdtemp(join(tmpdir(), 'rerun-bench-'));
+  await build({ root: join(root, 'bench/page'), configFile: false, logLevel: 'silent', build: { outDir, emptyOutDir: true, target: 'esnext' } });
+  const server = createServer(async (req, res) => {
+    const path = new URL(req.url ?? '/', 'http://x').pathname;
+    try {
+      const body = await readFile(join(outDir, path === '/' ? 'index.html' : path));
+      // Cross-origin isolated: performance.now() is precise to 5 µs (100 µs otherwise).
+      res.writeHead(200, { 'content-type': TYPES[extname(path) || '.html'] ?? 'application/octet-stream', 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp' }).end(body);
+    } catch {
+      res.writeHead(404).end();
+    }
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/`, close: () => server.close() };
+}
+
+async function heap(cdp: CDPSession): Promise<number> {
+  for (let i = 0; i < 3; i++) await cdp.send('HeapProfiler.collectGarbage');
+  return ((await cdp.send('Runtime.getHeapUsage')) as { usedSize: number }).usedSize;
+}
+
+const kb = (n: number) => `${(n / 1024).toFixed(1)} KB`;
+const fmtNs = (n: number) => (n >= 1000 ? `${(n / 1000).toFixed(1)} µs` : `${Math.round(n)} ns`);
+
+/** BENCH_ONLY=startup,hot,memory,cycles,wire runs only those (while working on one). */
+const only = new Set((process.env.BENCH_ONLY ?? 'startup,hot,memory,cycles,wire').split(','));
+
+test('bench', async () => {
+  const rows: string[][] = [];
+  const notes: string[] = [];
+
+  // Startup bytes (Vite production builds of a small host page).
+  if (only.has('startup')) {
+  const [ours, anchor] = await Promise.all([addedAtStartup(USES_MODULE), addedAtStartup(USES_POSTHOG)]);
+  rows.push(['startup bytes a host adds (gzip)', `${ours} B`, `posthog-js default entry: ${anchor} B`, `${(ours / anchor * 100).toFixed(1)} %`, '≤ 4 KB', ours <= 4096 ? 'met' : 'missed']);
+  }
+
+  const sink = await startCaptureSink();
+  const page = await servePage();
+  const browser = await chromium.launch({
+    executablePath: ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => existsSync(p)),
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
+  });
+  try {
+    const open = async (): Promise<{ p: Page; cdp: CDPSession }> => {
+      const p = await browser.newPage();
+      await p.goto(`${page.url}?sink=${encodeURIComponent(sink.url)}`);
+      await p.waitForFunction('globalThis.bench');
+      const cdp = await p.context().newCDPSession(p);
+      await cdp.send('HeapProfiler.enable');
+      return { p, cdp };
+    };
+
+    // Hot path: median per call, this module and posthog.capture() in the same page.
+    if (only.has('hot')) {
+      const { p } = await open();
+      if (!(await p.evaluate('bench.crossOriginIsolated'))) notes.push('the page was not cross-origin isolated: timings are coarse');
+      const { record, capture } = (await p.evaluate('bench.hotPath()')) as { record: number; capture: number };
+      rows.push(['record() median per call', fmtNs(record), `posthog.capture(): ${fmtNs(capture)}`, `${Math.round(capture / record)}× cheaper`, '≤ 1 µs, ≥ 100×', record <= 1000 && capture / record >= 100 ? 'met' : 'missed']);
+      await p.close();
+    }
+
+    // Memory: retained heap after a million record() calls with consent on (a fresh page each).
+    const N = 1_000_000;
+    if (only.has('memory')) {
+      const { p, cdp } = await open();
+      await p.evaluate('bench.recordMany("phc_warm", 2000, 500)');
+      const before = await heap(cdp);
+      const t0 = Date.now();
+      await p.evaluate(`bench.recordMany("phc_memory", ${N}, 1000)`);
+      const seconds = (Date.now() - t0) / 1000;
+      const after = await heap(cdp);
+      const growth = after - before;
+      const { p: q, cdp: qc } = await open();
+      const M = 100_000; // posthog-js takes ~minutes for a million; its growth is per event, scaled below
+      await q.evaluate('bench.captureMany(200, 100)');
+      const qBefore = await heap(qc);
+      await q.evaluate(`bench.captureMany(${M}, 1000)`);
+      const qGrowth = (await heap(qc)) - qBefore;
+      rows.push([`retained heap after ${N.toLocaleString('en')} record() (consent on)`, kb(growth), `posthog.capture() ×${M.toLocaleString('en')}: ${kb(qGrowth)}`, qGrowth > 0 ? `${(growth / qGrowth * 100).toFixed(1)} % (of its growth for 10× fewer)` : 'n/a', '≤ 1 MB', growth <= 1024 * 1024 ? 'met' : 'missed']);
+      const arrived = sink.sink.events.filter((e) => e.api_key === 'phc_memory').length;
+      notes.push(`a million record() calls (1000 per task, consent on, the endpoint up) took ${seconds.toFixed(1)} s to record, judge, store and deliver; ${arrived.toLocaleString('en')} reached the endpoint (in ${sink.sink.requests.filter((r) => r.keys.includes('phc_memory')).length} requests)`);
+      await p.close();
+      await q.close();
+    }
+
+    // 1000 create → record → shutdown cycles: nothing left behind.
+    if (only.has('cycles')) {
+      const { p, cdp } = await open();
+      await p.evaluate('bench.cycles(20)'); // warm: the stages' chunk, posthog-js's one instance
+      const before = await heap(cdp);
+      const left = (await p.evaluate('bench.cycles(1000)')) as Record<string, number>;
+      const growth = (await heap(cdp)) - before;
+      await p.evaluate('bench.cycles(1000)');
+      const second = (await heap(cdp)) - before - growth;
+      notes.push(`create → record → shutdown: heap grew ${kb(growth)} over the first 1000 cycles, ${kb(second)} over the next 1000`);
+      const clean = Object.values(left).every((n) => n === 0);
+      rows.push(['1000 create → record → shutdown cycles', `left open: ${left.timers} timers, ${left.listeners} listeners, ${left.channels} channels, ${left.databases} databases; heap ${kb(growth)}`, '—', '—', 'nothing left, heap flat', clean && growth <= 256 * 1024 ? 'met' : 'missed']);
+      await p.close();
+    }
+
+    // Wire bytes: one sparse event per request (the viewer's real pattern).
+    if (only.has('wire')) {
+      const { p } = await open();
+      await p.evaluate('bench.sparseOurs("phc_wire")');
+      await p.evaluate('bench.sparseAnchor()');
+      const req = async (key: string) => {
+        for (let i = 0; i < 100; i++) {
+          const r = sink.sink.requests.find((q) => q.keys.includes(key) && q.status === 200);
+          if (r) return r;
+          await new Promise((res) => setTimeout(res, 100));
+        }
+        throw new Error(`no request for ${key}`);
+      };
+      const o = await req('phc_wire');
+      const a = await req('phc_anchor');
+      const ob = o.bytes + o.url.length;
+      const ab = a.bytes + a.url.length;
+      rows.push(['wire bytes, one sparse event (body + URL)', `${ob} B`, `posthog-js default: ${ab} B`, `${(ob / ab * 100).toFixed(1)} %`, '≤ 33 %', ob / ab <= 0.33 ? 'met' : 'missed']);
+      await p.close();
+    }
+  } finally {
+    await browser.close();
+    page.close();
+    await sink.close();
+  }
+
+  const version = (await browser.version?.()) ?? '';
+  const machine = `${cpus().length} × ${cpus()[0]?.model.trim() ?? 'cpu'}, Node ${process.version}, Chromium ${version}`.trim();
+  const table = [
+    `Measured ${new Date().toISOString().slice(0, 10)} on ${machine}, one run (\`npm run bench\`).`,
+    '',
+    '| metric | re-analytics-web | anchor (same run) | ratio | goal | |',
+    '|---|---|---|---|---|---|',
+    ...rows.map((r) => `| ${r.join(' | ')} |`),
+    '',
+    ...notes.map((n) => `- ${n}`),
+  ].join('\n');
+  console.log(`\n${table}\n`);
+  await writeFile(join(root, 'bench/latest.md'), `${table}\n`);
+}, 30 * 60_000);

@@ -1,0 +1,94 @@
+// The bench page: this module and posthog-js (its default entry, the anchor) in one page, built
+// for production. `npm run bench` (bench/bench.test.ts) drives it from Node. What the page
+// itself measures is exposed as globalThis.bench.
+
+// Counted from the start, before any module code runs (for the create → shutdown cycles).
+import { watchOpenHandles } from './open-handles.ts';
+const openHandles = watchOpenHandles();
+
+const { createAnalytics } = await import('../../src/index.ts');
+const { default: posthog } = await import('posthog-js');
+
+const sink = new URLSearchParams(location.search).get('sink')!;
+const tick = () => new Promise((r) => setTimeout(r, 0));
+const props = () => ({ source_type: 'file', file_extension: 'rrd', started_successfully: true });
+
+/** Median cost per call in ns: `samples` timings of `batch` calls each, a task between samples. */
+async function perCall(call: () => void, batch: number, samples: number): Promise<number> {
+  const ns: number[] = [];
+  for (let s = 0; s < samples; s++) {
+    const t0 = performance.now();
+    for (let i = 0; i < batch; i++) call();
+    ns.push(((performance.now() - t0) * 1e6) / batch);
+    await tick();
+  }
+  ns.sort((a, b) => a - b);
+  return ns[Math.floor(ns.length / 2)]!;
+}
+
+const ours = (key: string, extra = {}) => createAnalytics({ projectKey: key, apiHost: sink, force: true, globalName: false, ...extra });
+let anchorReady = false;
+function anchor() {
+  if (!anchorReady) {
+    // posthog-js as a page would use it: its defaults, but pointed at the local endpoint, with its
+    // bot filter off (this browser is headless) and its rate limiter out of the way (it would
+    // make capture() return early, which is cheaper and not what we compare).
+    posthog.init('phc_anchor', { api_host: sink, opt_out_useragent_filter: true, rate_limiting: { events_per_second: 1e9, events_burst_limit: 1e9 } });
+    anchorReady = true;
+  }
+  return posthog;
+}
+
+Object.assign(globalThis, {
+  bench: {
+    crossOriginIsolated,
+    async hotPath() {
+      const a = ours('phc_hot', { flushIntervalMs: 60_000, apiHost: 'http://127.0.0.1:9' });
+      await a.ready;
+      const record = await perCall(() => a.record('load_data_source', props()), 500, 400);
+      await a.shutdown();
+      const p = anchor();
+      const capture = await perCall(() => p.capture('load_data_source', props()), 20, 200);
+      return { record, capture };
+    },
+    /** Record `n` events, `perTick` per task, with consent on, and let delivery settle. */
+    async recordMany(key: string, n: number, perTick: number) {
+      const a = ours(key);
+      await a.ready;
+      for (let i = 0; i < n; i += perTick) {
+        for (let j = 0; j < perTick; j++) a.record('load_data_source', props());
+        await tick();
+      }
+      await a.flush();
+      await a.shutdown();
+    },
+    async captureMany(n: number, perTick: number) {
+      const p = anchor();
+      for (let i = 0; i < n; i += perTick) {
+        for (let j = 0; j < perTick; j++) p.capture('load_data_source', props());
+        await tick();
+      }
+      await new Promise((r) => setTimeout(r, 4000)); // its queue flushes every 3 s
+    },
+    async cycles(n: number) {
+      const before = openHandles();
+      for (let i = 0; i < n; i++) {
+        const a = ours(`phc_cycle_${i}`, { flushIntervalMs: 60_000 });
+        a.record('settings-opened');
+        await a.shutdown();
+      }
+      await new Promise((r) => setTimeout(r, 500));
+      const after = openHandles();
+      return Object.fromEntries(Object.entries(after).map(([k, v]) => [k, v - before[k as keyof typeof before]]));
+    },
+    async sparseOurs(key: string) {
+      const a = ours(key);
+      a.record('settings-opened');
+      await a.flush();
+      await a.shutdown();
+    },
+    sparseAnchor() {
+      anchor().capture('settings-opened');
+    },
+  },
+});
