@@ -31,8 +31,10 @@ export interface Valid {
 
 export type Validation = { ok: true; event: Valid } | { ok: false; reason: string };
 
-/** posthog-js would silently truncate longer strings; we refuse instead, so the audit stays exact. */
+/** A longer string is refused (not truncated), so the audit stays exact. */
 export const MAX_STRING_LENGTH = 32_768;
+/** An event's properties as JSON, at most (UTF-8 bytes): no single event can swamp a request. */
+export const MAX_EVENT_BYTES = 64 * 1024;
 
 /** Values for the module-owned properties (see MODULE_OWNED in catalog.ts). */
 export type OwnedProps = Partial<Record<(typeof MODULE_OWNED)[number], Value>>;
@@ -69,6 +71,7 @@ export function validate(rec: Recorded, catalog: Catalog, owned: OwnedProps): Va
   for (const [key, declared] of Object.entries(spec.props)) {
     if (!(key in final) && !parseSpec(declared).optional) return fail(`required property "${key}" is missing`);
   }
+  if (utf8Length(JSON.stringify(final)) > MAX_EVENT_BYTES) return fail(`properties are larger than ${MAX_EVENT_BYTES} bytes as JSON`);
   const note = removed.length ? `removed undeclared properties: ${removed.map((k) => k.slice(0, 100)).join(', ')}` : undefined;
   return { ok: true, event: { kind: spec.kind, name, props: final, time: rec.time, ...(note ? { note } : {}) } };
 }
@@ -89,6 +92,16 @@ function typeProblem(value: unknown, type: PropType, explicit: PropType | undefi
       // NaN and Infinity are not JSON; native serde would fail on them too.
       return typeof value === 'number' && Number.isFinite(value) ? undefined : 'must be a finite number';
   }
+}
+
+/** UTF-8 length of a string that JSON.stringify made (lone surrogates are escaped there). */
+function utf8Length(s: string): number {
+  let n = s.length;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0x80) n += c >= 0x800 && (c < 0xd800 || c > 0xdfff) ? 2 : 1; // surrogate pairs: 4 bytes for 2 units
+  }
+  return n;
 }
 
 function fail(reason: string): Validation {

@@ -33,8 +33,9 @@ export function fromNative(input: unknown): Recorded | string {
   if (typeof time_utc !== 'string' || !RFC3339.test(time_utc) || Number.isNaN(Date.parse(time_utc))) return '"time_utc" is not an RFC 3339 time';
   if (!isRecord(props)) return '"props" is not an object';
 
-  const plain: Record<string, unknown> = {};
-  const types: Record<string, PropType> = {};
+  // Without a prototype: a key named "__proto__" stays a key (and is then removed as undeclared).
+  const plain: Record<string, unknown> = Object.create(null);
+  const types: Record<string, PropType> = Object.create(null);
   for (const [key, value] of Object.entries(props)) {
     if (SESSION_KEYS.includes(key)) continue;
     const native = unwrapNative(value);

@@ -2,6 +2,7 @@
 // (a TypeError at the call), so a typo like `forse: true` is caught in development, not
 // silently ignored in production.
 import type { Catalog, EventSpec, PropSpec } from './catalog.js';
+import { safeString } from './plain.js';
 import { BUILT_IN_EVENTS, RESERVED_PROPERTIES } from './reserved.js';
 
 export interface AnalyticsOptions<E extends Catalog = Catalog> {
@@ -57,6 +58,16 @@ export const DEFAULTS: Omit<ResolvedOptions, 'projectKey'> = {
 };
 
 export function resolveOptions(options: AnalyticsOptions): ResolvedOptions {
+  try {
+    return resolve(options);
+  } catch (err) {
+    // Options that cannot even be read (a throwing getter, a hostile proxy): still a TypeError here.
+    if (err instanceof TypeError && err.message.startsWith('createAnalytics: ')) throw err;
+    return fail(`options could not be read (${safeString(err).slice(0, 100)})`);
+  }
+}
+
+function resolve(options: AnalyticsOptions): ResolvedOptions {
   if (typeof options !== 'object' || options === null) fail('options must be an object');
   for (const key of Object.keys(options)) {
     if (key !== 'projectKey' && !Object.hasOwn(DEFAULTS, key)) fail(`unknown option "${key}"`);
@@ -88,6 +99,8 @@ export function resolveOptions(options: AnalyticsOptions): ResolvedOptions {
 }
 
 const SPEC = /^(string|integer|float|bool)\??$/;
+/** Names that mean something to every JavaScript object: never an event's or a property's. */
+const UNSAFE_NAMES = ['__proto__', 'constructor', 'prototype'];
 
 /**
  * Checks the host's declarations and returns a frozen copy: what was checked is what is used,
@@ -98,13 +111,13 @@ function checkEvents(events: unknown): Catalog {
   const copy: Record<string, EventSpec> = {};
   for (const [name, spec] of Object.entries(events as Record<string, Partial<Catalog[string]>>)) {
     if ((BUILT_IN_EVENTS as readonly string[]).includes(name)) fail(`event "${name}" is already in the built-in catalog`);
-    if (!name || name.startsWith('$')) fail(`event name "${name}" is reserved`);
+    if (!name || name.startsWith('$') || UNSAFE_NAMES.includes(name)) fail(`event name "${name}" is reserved`);
     if (spec?.kind !== 'Append') fail(`event "${name}": kind must be 'Append'`);
     if (typeof spec.why !== 'string' || !spec.why.trim()) fail(`event "${name}": say why it is collected ("why")`);
     if (typeof spec.props !== 'object' || spec.props === null) fail(`event "${name}": props must be an object`);
     const props: Record<string, PropSpec> = {};
     for (const [prop, type] of Object.entries(spec.props)) {
-      if (RESERVED_PROPERTIES.includes(prop) || prop.startsWith('$')) fail(`event "${name}": property "${prop}" is reserved`);
+      if (RESERVED_PROPERTIES.includes(prop) || prop.startsWith('$') || UNSAFE_NAMES.includes(prop)) fail(`event "${name}": property "${prop}" is reserved`);
       if (typeof type !== 'string' || !SPEC.test(type)) fail(`event "${name}": property "${prop}" has type ${JSON.stringify(type)}, not one of string, integer, float, bool (with ? if optional)`);
       props[prop] = type;
     }

@@ -286,15 +286,20 @@ export function forgetLegacy(): void {
   }
 }
 
+/** Metadata keys, at most; longer keys and strings are dropped (metadata rides on every $identify). */
+const MAX_METADATA_KEYS = 64;
+const MAX_METADATA_LENGTH = 1024;
+
 /** Metadata as plain values; the native `{"String": "x"}` shape is unwrapped; anything else is dropped. */
 export function plainMetadata(value: unknown): Metadata {
-  const out: Metadata = {};
-  if (!isRecord(value)) return out;
+  if (!isRecord(value)) return {};
+  const kept: [string, MetadataValue][] = [];
   for (const [k, v] of Object.entries(value)) {
     const plain = unwrapNative(v)?.value ?? v;
-    if (typeof plain === 'string' || typeof plain === 'boolean' || (typeof plain === 'number' && Number.isFinite(plain))) out[k] = plain;
+    const ok = typeof plain === 'string' ? plain.length <= MAX_METADATA_LENGTH : typeof plain === 'boolean' || (typeof plain === 'number' && Number.isFinite(plain));
+    if (ok && k.length <= 200 && k !== '__proto__' && kept.length < MAX_METADATA_KEYS) kept.push([k, plain as MetadataValue]);
   }
-  return out;
+  return Object.fromEntries(kept); // own keys only, even one named "__proto__"
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
