@@ -23,7 +23,11 @@ export default defineConfig({
   plugins: [captureSinkPlugin()],
   server: { host: '127.0.0.1', allowedHosts: ['rerun-lan.test', 'app.rerun.io'] },
   // Pre-bundled up front: a mid-run re-optimisation would reload the test page.
-  optimizeDeps: { include: ['posthog-js/dist/module.slim.no-external.js', 'idb-keyval', 'nanoid', '@noble/hashes/sha2.js', '@noble/hashes/utils.js'] },
+  optimizeDeps: {
+    include: ['posthog-js/dist/module.slim.no-external.js', 'posthog-js', 'idb-keyval', 'nanoid', '@noble/hashes/sha2.js', '@noble/hashes/utils.js', 'fast-check'],
+    // The shipped viewer finds its WASM next to its own module (import.meta.url): served as it is.
+    exclude: ['@rerun-io/web-viewer'],
+  },
   build: {
     lib: { entry: 'src/index.ts', formats: ['es'], fileName: 'index' },
     // Dependencies stay imports: the host's bundler dedupes them and splits posthog-js out.
@@ -67,6 +71,9 @@ export default defineConfig({
                   '--disable-sync',
                   '--no-first-run',
                   '--disable-quic',
+                  // WebGL without a GPU, for the shipped viewer (viewer.test.ts).
+                  '--use-angle=swiftshader',
+                  '--enable-unsafe-swiftshader',
                   // Hostnames for real pages of the test server: rerun-lan.test is plain http and
                   // not localhost, so not a secure context; app.rerun.io is the project's domain.
                   '--host-resolver-rules=MAP rerun-lan.test 127.0.0.1, MAP app.rerun.io 127.0.0.1',

@@ -13,7 +13,7 @@ import { createAudit, type AuditEntry } from './7-audit.js';
 import { CATALOG, type Catalog } from './catalog.js';
 import { createConsent } from './consent.js';
 import { disclosure } from './disclosure.js';
-import { fromNative } from './native.js';
+import { fromNative, nativeName } from './native.js';
 import type { ResolvedOptions } from './options.js';
 import { safeString } from './plain.js';
 import { locationProps } from './root-domain.js';
@@ -148,9 +148,10 @@ export function startCore(opts: ResolvedOptions, notify: (state: ConsentState) =
         return accept({ name: a, props: b, time });
       }
       if (a instanceof Unreadable) throw a.error;
-      const rec = fromNative(a);
-      if (typeof rec === 'string') return dropped(nativeName(a), `malformed native event: ${rec}`);
-      accept(rec);
+      for (const read of fromNative(a)) {
+        if ('reason' in read) dropped(read.name, `malformed native event: ${read.reason}`);
+        else accept(read);
+      }
     } catch (err) {
       dropped('(unknown)', `internal error: ${safeString(err).slice(0, 200)}`);
     }
@@ -207,17 +208,6 @@ export function startCore(opts: ResolvedOptions, notify: (state: ConsentState) =
     },
     details: () => disclosure(catalog, opts.globalName),
   };
-}
-
-/** The event's name for the audit, if malformed native input has one at all. */
-function nativeName(event: unknown): string {
-  try {
-    const m = typeof event === 'string' ? /"name"\s*:\s*"([^"]{1,100})"/.exec(event) : undefined;
-    const name = m ? m[1] : (event as { name?: unknown } | null)?.name;
-    return typeof name === 'string' ? name.slice(0, 100) : '(malformed)';
-  } catch {
-    return '(malformed)';
-  }
 }
 
 /**

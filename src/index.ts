@@ -10,4 +10,5 @@ export { rootDomain } from './root-domain.js';
 export { CATALOG } from './catalog.js';
 export type { Catalog, CatalogEventName, PropsOf, PropsFor, EventSpec, EventKind, PropSpec } from './catalog.js';
 export { defineAnalyticsToggle } from './toggle-element.js';
+export { guardViewerTelemetry, VIEWER_TELEMETRY_URL, type TelemetryGuard } from './guard.js';
 export { REASON_TEXT } from './toggle-view.js';

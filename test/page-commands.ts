@@ -7,6 +7,8 @@ import type { Page } from 'playwright';
 interface Opened {
   page: Page;
   requests: string[];
+  /** Every POST the page made (even one a route blocked), with its body. */
+  posts: { url: string; body: string | null }[];
   console: string[];
   /** One DevTools session per page: emulation set by a session lasts as long as it does. */
   cdp?: import('playwright').CDPSession;
@@ -21,8 +23,11 @@ export const pageCommands = {
   async openPage(ctx: Ctx, path: string, initScript?: string): Promise<string> {
     const page = await ctx.context.newPage();
     const id = `p${++counter}`;
-    const opened: Opened = { page, requests: [], console: [] };
-    page.on('request', (r) => opened.requests.push(r.url()));
+    const opened: Opened = { page, requests: [], posts: [], console: [] };
+    page.on('request', (r) => {
+      opened.requests.push(r.url());
+      if (r.method() === 'POST') opened.posts.push({ url: r.url(), body: r.postData() });
+    });
     page.on('console', (m) => opened.console.push(`${m.type()}: ${m.text()}`));
     if (initScript) await page.addInitScript(initScript);
     pages.set(id, opened);
@@ -52,6 +57,9 @@ export const pageCommands = {
     const { page } = get(id);
     await page.unroute(pattern);
     if (action === 'abort') await page.route(pattern, (route) => route.abort());
+  },
+  async pagePosts(_ctx: Ctx, id: string): Promise<{ url: string; body: string | null }[]> {
+    return [...get(id).posts];
   },
   /** Everything the page logged to its console. */
   async pageConsole(_ctx: Ctx, id: string): Promise<string[]> {

@@ -84,6 +84,7 @@ type PageCommands = {
   closePage(id: string): Promise<void>;
   pageRoute(id: string, pattern: string, action: 'abort' | 'continue'): Promise<void>;
   pageConsole(id: string): Promise<string[]>;
+  pagePosts(id: string): Promise<{ url: string; body: string | null }[]>;
   pageCrash(id: string): Promise<void>;
   pageOffline(id: string, offline: boolean): Promise<void>;
 };
