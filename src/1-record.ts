@@ -4,8 +4,9 @@
 // they only queue: the name, a shallow copy of the properties (a copy, so that what the host
 // changes afterwards is not what we check), the time. Judging (2-validate.ts), consent (3) and
 // storage (4) run on the queue at the next microtask, in one batch, off the host's call.
-// The queue is bounded: past INTAKE_LIMIT events within one tick the newest are only counted
-// (the audit gets one entry saying how many), so a runaway loop cannot grow memory.
+// The queue is bounded: past INTAKE_LIMIT calls before it is judged (one tick; or, at page
+// startup, until the stages' chunk is there) the newest are only counted (the audit gets one
+// entry saying how many), so a runaway loop cannot grow memory.
 
 /** Events taken within one tick, at most (as many as the outbox holds). */
 export const INTAKE_LIMIT = 1000;
@@ -14,9 +15,6 @@ export const INTAKE_LIMIT = 1000;
 export class Unreadable {
   constructor(readonly error: unknown) {}
 }
-
-/** One queued call: 0 = record(name, props), 1 = recordNative(input); its time (ms since the epoch). */
-export type Queued = [kind: 0 | 1, a: unknown, b: unknown, time: number];
 
 export interface Intake {
   record(name: unknown, props: unknown): void;
@@ -40,12 +38,11 @@ export function createIntake(wake: () => void): Intake {
   };
   return {
     record(name, props) {
-      push(0, name, typeof props === 'object' && props !== null && !Array.isArray(props) ? copy(props) : props);
+      push(0, name, typeof props === 'object' && props !== null ? copy(props) : props);
     },
     native(input) {
       // A string is immutable; an object (already parsed) is copied down to its property values.
-      if (typeof input !== 'object' || input === null || Array.isArray(input)) return push(1, input, undefined);
-      push(1, copyNative(input), undefined);
+      push(1, typeof input === 'object' && input !== null ? copyNative(input) : input, undefined);
     },
     drain(take) {
       const items = q;
@@ -58,9 +55,11 @@ export function createIntake(wake: () => void): Intake {
   };
 }
 
+// Arrays are passed on as they are (the validate stage refuses them with its own reason); the
+// check is inside the try: Array.isArray throws on a revoked proxy.
 function copy(props: object): object {
   try {
-    return { ...props };
+    return Array.isArray(props) ? props : { ...props };
   } catch (err) {
     return new Unreadable(err);
   }
@@ -68,6 +67,7 @@ function copy(props: object): object {
 
 function copyNative(event: object): object {
   try {
+    if (Array.isArray(event)) return event;
     const e = { ...event } as Record<string, unknown>;
     if (typeof e.props === 'object' && e.props !== null && !Array.isArray(e.props)) {
       const props = { ...e.props } as Record<string, unknown>;

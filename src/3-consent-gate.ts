@@ -50,6 +50,15 @@ export function decide(f: ConsentFacts): ConsentState {
   return { enabled: true, reason: 'default' };
 }
 
+/**
+ * Off because the user wishes so (an opt-out, a privacy signal): what waits is dropped. Any
+ * other "off" is about this page (its embedder, automation, a dev build) or about not knowing
+ * (storage): what waits stays in the shared outbox for a page that may send it.
+ */
+export function userSaidNo(state: ConsentState): boolean {
+  return !state.enabled && (state.reason === 'user-opted-out' || state.reason === 'privacy-signal');
+}
+
 function off(reason: Reason): ConsentState {
   return { enabled: false, reason };
 }

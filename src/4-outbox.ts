@@ -12,7 +12,7 @@
 // Asked at every attempt: right before each request (first send, retry, replay, the request a
 // closing page makes) the consent gate is asked again, synchronously with the hand-over; an
 // opt-out aborts the request in flight. Nothing is retried behind our back (6-transport.ts).
-import type { ConsentState } from './3-consent-gate.js';
+import { userSaidNo, type ConsentState } from './3-consent-gate.js';
 import { allowListed, wireName } from './5-allow-list.js';
 import { UnusableTransport, type Answer, type Transport } from './6-transport.js';
 import type { Audit } from './7-audit.js';
@@ -27,16 +27,12 @@ export const OUTBOX_LIMITS: OutboxSize = { count: 1000, bytes: 1024 * 1024 };
 export const OUTBOX_TTL_MS = 7 * 24 * 3600_000;
 /** At most this many events per request. */
 const MAX_BATCH = 500;
-/** At most this much (uncompressed) in the request a closing page makes: keepalive requests share 64 KB. */
+/** At most this much (uncompressed) in the request a closing page makes: keepalive requests share 64 KB, and posthog-js sends a larger one without keepalive (it would die with the page). */
 const BEACON_BYTES = 48 * 1024;
 /** The least a 429 waits (posthog-js caps a Retry-After header at this). */
 const RATE_LIMITED_MS = 30_000;
 /** PostHog's quota answer holds for a minute; posthog-js waits as long. */
 const QUOTA_MS = 60_000;
-/** Off because the user wishes so: what waits is dropped. */
-const USER_REASONS: readonly string[] = ['user-opted-out', 'privacy-signal'];
-/** Off for this page only (not the user's wish): what waits stays for a page that may send it. */
-const PAGE_REASONS: readonly string[] = ['embedder-policy', 'automation', 'dev-build'];
 
 export interface OutboxDeps {
   db: Storage;
@@ -102,6 +98,8 @@ export function createOutbox(deps: OutboxDeps): Outbox {
   let writing: Promise<void> | undefined;
   let leadership: Leadership | undefined;
   let closed = false;
+  /** The page hid (pagehide): it sent what it could; until it shows again, it sends nothing more. */
+  let closing = false;
 
   let transport: Transport | undefined;
   let transportState: DeliveryStatus['transport'] = 'not-loaded';
@@ -128,14 +126,25 @@ export function createOutbox(deps: OutboxDeps): Outbox {
     deps.audit.add({ name: wireName(e), outcome: 'dropped', reason, uuid: e.uuid });
   };
 
+  /** In memory, the outbox's bounds are kept here: past them the oldest go, with a reason. */
+  const trimMemory = () => {
+    let bytes = 0;
+    for (const e of known.values()) bytes += e.bytes;
+    for (const e of known.values()) {
+      if (known.size <= OUTBOX_LIMITS.count && bytes <= OUTBOX_LIMITS.bytes) break;
+      bytes -= e.bytes;
+      dropped(e, 'outbox full: the oldest waiting events are dropped');
+    }
+  };
+
   /** First-run grace: this is the very first page load of this browser's id, so nothing leaves. */
   const inGrace = () => {
     const who = deps.identity();
     return deps.firstRunGrace && who.firstSessionId !== undefined && who.firstSessionId === who.sessionId;
   };
 
-  /** This tab sends: it leads (or its outbox is in memory, so only it can). */
-  const delivers = () => !closed && (mode === 'memory' || leadership?.leading() === true);
+  /** This tab sends: it leads (or its outbox is in memory, so only it can), and it is not going away. */
+  const delivers = () => !closed && !closing && (mode === 'memory' || leadership?.leading() === true);
 
   // ---- writing ----------------------------------------------------------------------------
 
@@ -217,7 +226,7 @@ export function createOutbox(deps: OutboxDeps): Outbox {
       let reason: string | undefined;
       if (now - e.queuedAt > OUTBOX_TTL_MS) reason = `expired: not delivered within ${OUTBOX_TTL_MS / 86_400_000} days`;
       else if (e.distinctId !== analyticsId) reason = 'cleared';
-      else if (!state.enabled && USER_REASONS.includes(state.reason)) reason = state.reason; // the user's wish, not this page's
+      else if (userSaidNo(state)) reason = state.reason; // the user's wish, not this page's
       else if (now < quotaUntil) reason = `quota-limited: the endpoint said the project is over its quota (until ${new Date(quotaUntil).toISOString()})`;
       if (reason) {
         dropped(e, reason);
@@ -229,19 +238,20 @@ export function createOutbox(deps: OutboxDeps): Outbox {
   };
 
   /**
-   * What waits, oldest first: the shared outbox as it is now (and the id stored with it), plus
-   * what this tab has not written yet. Undefined if this tab's idea of the id is out of date.
+   * What waits, oldest first: the shared outbox as it is now (after writing what this tab
+   * staged), judged by the id stored with it. Undefined if it cannot be read now (tried again
+   * later) or if this tab's idea of the id is out of date.
    */
   const pending = async (): Promise<OutboxEntry[] | undefined> => {
     await write();
     const id = deps.identity().analyticsId;
-    if (mode === 'memory') return [...known.values()].sort((a, b) => (a.uuid < b.uuid ? -1 : 1));
+    if (mode === 'memory') return [...known.values()];
     let read: Awaited<ReturnType<typeof store.list>>;
     try {
       read = await store.list(deps.projectKey, deps.apiHost);
     } catch (err) {
-      mode = 'memory';
-      modeProblem = `IndexedDB read failed: ${safeString(err).slice(0, 200)}`;
+      lastError = `IndexedDB read failed: ${safeString(err).slice(0, 200)}`;
+      wakeAt(Date.now() + backoff(++failures)); // a slow or failing read: try again, nothing lost
       return undefined;
     }
     if (read.config && read.config.analyticsId !== id) {
@@ -257,9 +267,13 @@ export function createOutbox(deps: OutboxDeps): Outbox {
   };
 
   /** One attempt: a request carrying `batch`, the gate asked synchronously just before. */
-  const attempt = async (batch: OutboxEntry[]): Promise<'sent' | 'stop'> => {
+  const attempt = async (sorted: OutboxEntry[]): Promise<'sent' | 'stop'> => {
     const state = deps.consent();
-    if (!state.enabled || !delivers() || !transport || inGrace()) return 'stop';
+    const id = deps.identity().analyticsId;
+    // Still waiting, still under the current id: a clear() or a discard() while posthog-js was
+    // loading (an await ago) must not let the old id's events through.
+    const batch = sorted.filter((e) => known.has(e.uuid) && e.distinctId === id);
+    if (!batch.length || !state.enabled || !delivers() || !transport || inGrace()) return 'stop';
     const t = transport;
     const wire = batch.map((e) => allowListed(e, deps.metadata()));
     const flight = { controller: new AbortController(), uuids: new Set(batch.map((e) => e.uuid)), reason: undefined as string | undefined };
@@ -286,7 +300,7 @@ export function createOutbox(deps: OutboxDeps): Outbox {
     failures = 0;
     lastError = undefined;
     if (answer.quotaLimited) quotaUntil = Date.now() + QUOTA_MS;
-    const removed = mode === 'indexeddb' ? store.remove([...flight.uuids]).catch(() => undefined) : undefined;
+    const removed = store.remove([...flight.uuids]).catch(() => undefined); // in memory mode too: they may have been written before
     const session = deps.identity().sessionId;
     batch.forEach((e, i) => {
       const n = attempts.get(e.uuid) ?? 1;
@@ -316,7 +330,10 @@ export function createOutbox(deps: OutboxDeps): Outbox {
       do {
         again = false;
         const state = deps.consent();
-        if (!state.enabled && state.reason === 'loading') break;
+        if (!state.enabled && state.reason === 'loading') {
+          await write(); // nothing is judged before the choice is known, but nothing staged is lost either
+          break;
+        }
         if (!delivers() && state.enabled) {
           await write();
           if (!delivers()) deps.wrote(true); // the delivering tab sends them now
@@ -367,9 +384,11 @@ export function createOutbox(deps: OutboxDeps): Outbox {
   // ---- the page going away ----------------------------------------------------------------
 
   // Hidden (tab switched, app backgrounded): the page still runs, so deliver now, normally.
-  // Pagehide (navigating away, closing): only what is synchronous leaves, so hand what this
-  // tab knows is waiting to one keepalive request, after asking the gate. The rest stays in the
-  // outbox for the next visit (the request in flight, if any, goes on with keepalive).
+  // Pagehide (navigating away, closing): only what is synchronous leaves, so what this tab knows
+  // is waiting goes in one keepalive request, after asking the gate. Nobody will read its answer,
+  // so nothing is removed or audited as sent: it stays in the outbox, and a later page delivers
+  // it again (the server keeps one: same uuid). The request in flight, if any, is not keepalive:
+  // it dies with the page, and what it carried stays too.
   const onHide = (e: Event) => {
     try {
       if (closed) return;
@@ -378,29 +397,25 @@ export function createOutbox(deps: OutboxDeps): Outbox {
         return;
       }
       if (!delivers() || !transport || inGrace() || !deps.consent().enabled) return void write();
-      // A keepalive request may carry 64 KB (all of them together): take what surely fits once compressed.
+      // Keepalive requests share 64 KB: take what surely fits once compressed.
       let room = BEACON_BYTES;
-      const ready = sort([...known.values()], deps.consent(), Date.now(), deps.identity().analyticsId).filter((x) => (room -= x.bytes) >= 0);
-      if (!ready.length) return;
-      const t = transport;
-      const wire = ready.map((x) => allowListed(x, deps.metadata()));
-      if (!t.sendOnClose(wire)) return;
-      staged = staged.filter((x) => !ready.includes(x)); // not written: nothing to remove for those
-      if (mode === 'indexeddb') void store.remove(ready.map((x) => x.uuid)).catch(() => undefined);
-      ready.forEach((x, i) => {
-        known.delete(x.uuid);
-        deps.audit.add({
-          name: wireName(x),
-          outcome: 'sent',
-          reason: 'handed to the browser as the page closed (a keepalive request: its answer is not awaited)',
-          properties: structuredClone(wire[i]!.properties),
-          uuid: x.uuid,
-          attempts: (attempts.get(x.uuid) ?? 0) + 1,
-        });
-      });
+      const id = deps.identity().analyticsId;
+      const wire = sort([...known.values()], deps.consent(), Date.now(), id)
+        .filter((x) => x.distinctId === id)
+        .map((x) => allowListed(x, deps.metadata()))
+        .filter((w) => (room -= JSON.stringify(w).length) >= 0);
+      if (wire.length) transport.sendOnClose(wire);
+      closing = true; // a delivery started a moment ago (when the tab was hidden) must not send them again
+      void write(); // what was staged is kept for the next visit (if the page survives long enough to write)
     } catch {
       // the page is going away; never throw into its handlers
     }
+  };
+  // Back from the back/forward cache: this page delivers again.
+  const onShow = (e: Event) => {
+    if (!(e as PageTransitionEvent).persisted || !closing) return;
+    closing = false;
+    schedule();
   };
   const onOnline = () => {
     loadAgainAt = 0;
@@ -409,18 +424,23 @@ export function createOutbox(deps: OutboxDeps): Outbox {
   };
   globalThis.addEventListener?.('visibilitychange', onHide);
   globalThis.addEventListener?.('pagehide', onHide);
+  globalThis.addEventListener?.('pageshow', onShow);
   globalThis.addEventListener?.('online', onOnline);
+
+  /** Stops the request in flight (what it carried is not audited here). */
+  const abort = (reason: string) => {
+    if (!inFlight) return;
+    inFlight.reason = reason;
+    inFlight.controller.abort();
+  };
 
   /** Forgets what this tab holds, each audited as dropped with `reason`, and aborts the request in flight. */
   const discard = (reason: string) => {
-    if (inFlight) {
-      inFlight.reason = reason;
-      inFlight.controller.abort();
-      for (const uuid of inFlight.uuids) {
-        const e = known.get(uuid);
-        if (e) dropped(e, `${reason} (its request was aborted in flight)`);
-      }
+    if (inFlight) for (const uuid of inFlight.uuids) {
+      const e = known.get(uuid);
+      if (e) dropped(e, `${reason} (its request was aborted in flight)`);
     }
+    abort(reason);
     for (const e of [...known.values()]) dropped(e, reason);
     staged = [];
   };
@@ -429,7 +449,8 @@ export function createOutbox(deps: OutboxDeps): Outbox {
     push(entry) {
       if (closed) return dropped(entry, 'shut down');
       known.set(entry.uuid, entry);
-      if (mode === 'indexeddb') {
+      if (mode === 'memory') trimMemory();
+      else {
         staged.push(entry);
         if (staged.length === 1) setTimeout(() => void write(), 0); // one transaction for everything accepted meanwhile
       }
@@ -447,15 +468,22 @@ export function createOutbox(deps: OutboxDeps): Outbox {
       for (const e of entries) if (!deps.audit.has(e.uuid)) dropped(e, reason); // those this tab held are audited already
     },
     changed(state) {
-      if (!state.enabled && USER_REASONS.includes(state.reason)) {
+      if (state.reason === 'loading') return; // held: nothing is sent until the choice is read again
+      if (userSaidNo(state)) {
         discard(state.reason);
         void drain(); // what earlier pages left is dropped too, each with the reason
-      } else if (!state.enabled && PAGE_REASONS.includes(state.reason)) {
-        // This page may not send (its embedder, automation, a dev build), but the user did not
-        // say no: what waits stays in the shared outbox for a page that may.
-        void write();
-        known.clear();
-      } else if (!state.enabled && state.reason !== 'loading') discard(state.reason);
+      } else if (!state.enabled) {
+        // Not the user's wish (the embedder, automation, a dev build, unreadable storage): stop
+        // sending from this page; what waits stays in the shared outbox for a page that may.
+        // In memory, though, this tab holds the only copy: then it is dropped, and said so.
+        if (mode === 'memory') discard(state.reason);
+        else {
+          abort(state.reason);
+          void write();
+          known.clear();
+          attempts.clear();
+        }
+      }
       follow(state);
       if (state.enabled && known.size) schedule();
     },
@@ -479,10 +507,7 @@ export function createOutbox(deps: OutboxDeps): Outbox {
       closed = true;
       // A request still in flight is stopped: after shutdown() nothing leaves. What it carried
       // stays in the outbox for the next visit (nothing is audited as sent or dropped).
-      if (inFlight) {
-        inFlight.reason = 'shut down';
-        inFlight.controller.abort();
-      }
+      abort('shut down');
       clearTimeout(flushTimer);
       clearTimeout(retryTimer);
       leadership?.resign();
@@ -490,6 +515,7 @@ export function createOutbox(deps: OutboxDeps): Outbox {
       transport?.close();
       globalThis.removeEventListener?.('visibilitychange', onHide);
       globalThis.removeEventListener?.('pagehide', onHide);
+      globalThis.removeEventListener?.('pageshow', onShow);
       globalThis.removeEventListener?.('online', onOnline);
     },
   };

@@ -6,12 +6,11 @@ export interface AuditEntry {
   time: string;
   name: string;
   /**
-   * 'sent': the endpoint received it (a request carrying it was answered 2xx), or, as the page
-   * closed, it was handed to the browser in a keepalive request whose answer nobody reads (the
-   * reason says so). 'dropped': it never left, or the endpoint refused it (the reason says which).
+   * 'sent': the endpoint received it (a request carrying it was answered 2xx). 'dropped': it
+   * never left, or the endpoint refused it (the reason says which).
    */
   outcome: 'sent' | 'dropped';
-  /** For 'dropped': why. For 'sent': a note (properties the catalog removed, a replay, a request made as the page closed). */
+  /** For 'dropped': why. For 'sent': a note (properties the catalog removed, a replay, a quota answer). */
   reason?: string;
   /** For 'sent': exactly the properties the server receives. */
   properties?: Record<string, unknown>;

@@ -15,7 +15,7 @@ export type { ConfigSnapshot };
 type LooseProps = Record<string, boolean | number | string | null | undefined>;
 
 export interface Analytics<C extends Catalog = BuiltInCatalog> {
-  /** Resolves once the stored config is loaded (or found unusable). Never rejects. */
+  /** Resolves once the stored config is loaded (or found unusable, or the module's own code could not be fetched). Never rejects. */
   readonly ready: Promise<void>;
   /**
    * Records an event of the catalog (names and properties autocomplete). Never throws, and
@@ -114,7 +114,8 @@ export function createAnalytics<E extends Catalog = Record<never, never>>(option
     },
     clear: () => withCore((c) => c.clear()),
     setMetadata: (props) => withCore((c) => c.setMetadata(props)),
-    flush: () => withCore((c) => (c.take(intake), c.flush())),
+    // Nothing can be sent without the stages: if their chunk cannot be fetched, there is nothing to wait for.
+    flush: () => tried.then(() => core && (core.take(intake), core.flush())),
     async shutdown() {
       if (closed) return;
       await tried; // the stages, if they can be had, take what was recorded and stop cleanly

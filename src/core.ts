@@ -129,7 +129,7 @@ export function startCore(opts: ResolvedOptions, notify: (state: ConsentState) =
     const state = consent.state();
     if (state.enabled) return keep(e);
     if (state.reason !== 'loading') return dropped(wireName(e), state.reason);
-    if (held.length >= HOLD_CAPACITY) return dropped(wireName(e), 'outbox full');
+    if (held.length >= HOLD_CAPACITY) return dropped(wireName(e), `too many at once: more than ${HOLD_CAPACITY} recorded before the stored choice was read`);
     held.push(e);
   };
 
@@ -139,17 +139,23 @@ export function startCore(opts: ResolvedOptions, notify: (state: ConsentState) =
     gate(result.event);
   };
 
+  /** Events judged in this batch, at most INTAKE_LIMIT (a native batch counts each of its events). */
+  let budget = 0;
+  let over = 0;
+
   /** One queued call, judged; whatever goes wrong becomes an audit entry, never a throw. */
   const judge = (kind: 0 | 1, a: unknown, b: unknown, time: number) => {
     try {
       if (closed) return dropped(kind === 0 ? safeString(a).slice(0, 100) : nativeName(a), 'shut down');
       if (kind === 0) {
         if (b instanceof Unreadable) throw b.error;
+        if (budget-- <= 0) return void over++;
         return accept({ name: a, props: b, time });
       }
       if (a instanceof Unreadable) throw a.error;
       for (const read of fromNative(a)) {
-        if ('reason' in read) dropped(read.name, `malformed native event: ${read.reason}`);
+        if (budget-- <= 0) over++;
+        else if ('reason' in read) dropped(read.name, `malformed native event: ${read.reason}`);
         else accept(read);
       }
     } catch (err) {
@@ -160,8 +166,11 @@ export function startCore(opts: ResolvedOptions, notify: (state: ConsentState) =
   return {
     ready: consent.ready,
     take(intake) {
-      const refused = intake.drain(judge);
-      if (refused) dropped(`(${refused} events)`, `too many at once: more than ${INTAKE_LIMIT} recorded within one tick`);
+      budget = INTAKE_LIMIT;
+      over = 0;
+      const refused = intake.drain(judge); // judge counts those past the budget here…
+      over += refused; // …and the intake those it refused
+      if (over) dropped(`(${over} events)`, `too many at once: more than ${INTAKE_LIMIT} recorded within one tick`);
     },
     state: consent.state,
     setEnabled: consent.setEnabled,

@@ -59,6 +59,8 @@ function withLocks(locks: LockManager, name: string, onLead: () => void): Leader
 function withLease(db: Storage, name: string, holder: string, onLead: () => void): Leadership {
   const key = `drain-lease:${name}`;
   let leading = false;
+  /** Until when our lease holds: a tab whose timers were throttled past it no longer leads. */
+  let until = 0;
   let resigned = false;
   let timer: ReturnType<typeof setTimeout> | undefined;
   const renew = async () => {
@@ -73,12 +75,13 @@ function withLease(db: Storage, name: string, holder: string, onLead: () => void
       .catch(() => false); // storage failed: not leading (send nothing we cannot account for)
     const was = leading;
     leading = mine;
+    if (mine) until = now + LEASE_MS - 1000; // a second's margin for clocks and slow transactions
     if (mine && !was) onLead();
     if (!resigned) timer = setTimeout(() => void renew(), LEASE_MS / 3);
   };
   const decided = renew();
   return {
-    leading: () => leading,
+    leading: () => leading && Date.now() < until,
     decided,
     resign() {
       resigned = true;

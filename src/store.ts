@@ -80,6 +80,7 @@ export function openStorage(): Storage {
   let dbp: Promise<IDBDatabase> | undefined;
   let closed = false;
   const database = (): Promise<IDBDatabase> => {
+    if (closed) return Promise.reject(new Error('storage closed (shut down)'));
     if (dbp) return dbp;
     const request = indexedDB.open(DB_NAME, DB_VERSION); // throws where IndexedDB does not exist
     request.onupgradeneeded = () => {
@@ -232,7 +233,6 @@ export const outboxStore = (db: Storage) => ({
   },
 });
 
-export type OutboxStore = ReturnType<typeof outboxStore>;
 
 /** The stored size, recounted from the entries if it is missing or impossible (never trusted blindly). */
 async function sizeOf(tx: IDBTransaction): Promise<OutboxSize> {

@@ -53,10 +53,12 @@ export const pageCommands = {
   async pageClickCheckbox(_ctx: Ctx, id: string, name: string): Promise<void> {
     await get(id).page.getByRole('checkbox', { name }).click();
   },
-  async pageRoute(_ctx: Ctx, id: string, pattern: string, action: 'abort' | 'continue'): Promise<void> {
+  /** Requests matching `pattern`: blocked ('abort'), let through a second late ('delay'), or as usual ('continue'). */
+  async pageRoute(_ctx: Ctx, id: string, pattern: string, action: 'abort' | 'delay' | 'continue'): Promise<void> {
     const { page } = get(id);
     await page.unroute(pattern);
     if (action === 'abort') await page.route(pattern, (route) => route.abort());
+    if (action === 'delay') await page.route(pattern, (route) => setTimeout(() => void route.continue().catch(() => undefined), 1000));
   },
   async pagePosts(_ctx: Ctx, id: string): Promise<{ url: string; body: string | null }[]> {
     return [...get(id).posts];

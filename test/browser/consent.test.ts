@@ -34,14 +34,15 @@ describe('events recorded before the stored choice is known', () => {
   });
 });
 
-test('the hold is bounded: past the outbox capacity, events are dropped as "outbox full"', async () => {
+test('the hold is bounded: past its capacity, events are dropped as too many', async () => {
   await storeChoice('disabled');
   const { a, key } = start({ auditCapacity: 1000 });
   for (let i = 0; i < HOLD_CAPACITY + 10; i++) a.record('settings-opened');
-  expect(a.audit().map((e) => e.reason)).toEqual(Array(10).fill('outbox full'));
+  const tooMany = `too many at once: more than ${HOLD_CAPACITY} recorded before the stored choice was read`;
+  expect(a.audit().map((e) => e.reason)).toEqual(Array(10).fill(tooMany));
   await a.ready;
   const reasons = a.audit().map((e) => e.reason);
-  expect(reasons).toEqual([...Array(10).fill('outbox full'), ...Array(HOLD_CAPACITY).fill('user-opted-out')]);
+  expect(reasons).toEqual([...Array(10).fill(tooMany), ...Array(HOLD_CAPACITY).fill('user-opted-out')]);
   await sleep(100);
   expect((await received(key)).requests).toHaveLength(0);
 });

@@ -82,7 +82,7 @@ type PageCommands = {
   contextCookies(): Promise<{ name: string; domain: string }[]>;
   pageClickCheckbox(id: string, name: string): Promise<void>;
   closePage(id: string): Promise<void>;
-  pageRoute(id: string, pattern: string, action: 'abort' | 'continue'): Promise<void>;
+  pageRoute(id: string, pattern: string, action: 'abort' | 'delay' | 'continue'): Promise<void>;
   pageConsole(id: string): Promise<string[]>;
   pagePosts(id: string): Promise<{ url: string; body: string | null }[]>;
   pageCrash(id: string): Promise<void>;

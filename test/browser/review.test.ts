@@ -2,7 +2,7 @@
 // opt-out be undone, or threw.
 import { describe, expect, test } from 'vitest';
 import { createAnalytics, hashed } from '../../src';
-import { arrived, received, sinkUrl, sleep, start, waitFor, storedConfig } from './helpers';
+import { arrived, openApp, pages, received, sinkUrl, sleep, start, waitFor, storedConfig } from './helpers';
 import { SAMPLES } from './samples';
 
 const storedId = async () => (await storedConfig())!.analyticsId;
@@ -124,6 +124,80 @@ test('junk that cannot become a string does not make hashed() or options throw t
   expect(() => hashed(Object.create(null) as never)).not.toThrow();
   expect(() => hashed({ toString: () => { throw new Error('x'); } } as never)).not.toThrow();
   expect(() => createAnalytics({ projectKey: 'k', toString: 'x' } as never)).toThrow(/unknown option "toString"/);
+});
+
+describe('third review', () => {
+  test('clear() while posthog-js is still loading: what was recorded under the old id never leaves', async () => {
+    const key = `phc_clear_loading_${Math.random().toString(36).slice(2)}`;
+    const page = await openApp(key);
+    await pages.pageRoute(page, '**/*posthog-js*', 'delay'); // the chunk takes a second
+    const result = (await pages.pageEval(page, `(async () => {
+      await analytics.ready;
+      const oldId = (await analytics.config()).analyticsId;
+      analytics.record('settings-opened');
+      const flushed = analytics.flush(); // sorts what waits, then waits for posthog-js
+      await new Promise((r) => setTimeout(r, 200));
+      await analytics.clear();
+      await flushed;
+      await new Promise((r) => setTimeout(r, 300));
+      return { oldId, audit: analytics.audit() };
+    })()`)) as { oldId: string; audit: { outcome: string; reason: string }[] };
+    await pages.closePage(page);
+    expect(result.audit.map((e) => `${e.outcome}:${e.reason}`)).toEqual(['dropped:cleared']);
+    expect((await received(key)).events.filter((e) => e.properties.distinct_id === result.oldId)).toEqual([]);
+  });
+
+  test('another tab\'s change makes this tab re-read storage, but it keeps delivering (no hand-over, no double send)', async () => {
+    const { a } = start();
+    await a.ready;
+    await a.flush();
+    expect((await a.config()).delivery.delivering).toBe(true);
+    post({ change: 'metadata', choice: 'unset' });
+    await sleep(5);
+    expect((await a.config()).delivery.delivering).toBe(true);
+  });
+
+  test('in memory (IndexedDB failed), the outbox keeps its bounds: the oldest go, with a reason', async () => {
+    const { a } = start({ apiHost: 'http://127.0.0.1:9', flushIntervalMs: 3_600_000, auditCapacity: 2000 });
+    await a.ready;
+    const put = IDBObjectStore.prototype.put;
+    IDBObjectStore.prototype.put = function (this: IDBObjectStore, ...args: Parameters<IDBObjectStore['put']>) {
+      if (this.name === 'outbox') throw new DOMException('disk full', 'QuotaExceededError');
+      return put.apply(this, args);
+    } as IDBObjectStore['put'];
+    try {
+      a.record('settings-opened');
+      await waitFor(() => a.config(), (c) => c.delivery.outbox === 'memory');
+      for (let i = 0; i < 1005; i++) {
+        a.record('settings-opened');
+        if (i % 500 === 499) await sleep(0);
+      }
+      a.audit();
+      expect((await a.config()).delivery.pending).toBe(1000);
+      expect(a.audit().filter((e) => e.reason === 'outbox full: the oldest waiting events are dropped')).toHaveLength(6);
+    } finally {
+      IDBObjectStore.prototype.put = put;
+    }
+  });
+
+  test('the per-tick bound counts events, not calls: two native batches of 1000 in one tick', async () => {
+    const { a } = start({ apiHost: 'http://127.0.0.1:9', flushIntervalMs: 3_600_000 });
+    await a.ready;
+    const item = { event: 'settings-opened', timestamp: '2026-11-29T17:22:05Z', properties: {} };
+    const batch = JSON.stringify({ api_key: 'k', batch: Array(1000).fill(item) });
+    a.recordNative(batch);
+    a.recordNative(batch);
+    expect(a.audit()).toEqual([expect.objectContaining({ name: '(1000 events)', reason: 'too many at once: more than 1000 recorded within one tick' })]);
+  });
+
+  test('a revoked proxy as props does not throw into the host', async () => {
+    const { a } = start();
+    const { proxy, revoke } = Proxy.revocable({}, {});
+    revoke();
+    expect(() => a.record('settings-opened', proxy as never)).not.toThrow();
+    expect(() => a.recordNative(proxy as never)).not.toThrow();
+    expect(a.audit().map((e) => e.reason)).toEqual([expect.stringMatching(/^internal error: /), expect.stringMatching(/^internal error: /)]);
+  });
 });
 
 describe('second review', () => {
