@@ -259,8 +259,9 @@ export function createOutbox(deps: OutboxDeps): Outbox {
       return undefined;
     }
     const stored = new Set(read.entries.map((e) => e.uuid));
+    const unwritten = new Set(staged);
     for (const e of known.values()) {
-      if (!stored.has(e.uuid) && !staged.includes(e)) (known.delete(e.uuid), attempts.delete(e.uuid)); // delivered or dropped elsewhere
+      if (!stored.has(e.uuid) && !unwritten.has(e)) (known.delete(e.uuid), attempts.delete(e.uuid)); // delivered or dropped elsewhere
     }
     for (const e of read.entries) known.set(e.uuid, e);
     return read.entries;
@@ -453,6 +454,9 @@ export function createOutbox(deps: OutboxDeps): Outbox {
       else {
         staged.push(entry);
         if (staged.length === 1) setTimeout(() => void write(), 0); // one transaction for everything accepted meanwhile
+        // More than the outbox holds, waiting for one write: the oldest would be evicted by it
+        // anyway; go now, so that no write grows past the bound (and no read waits behind it).
+        if (staged.length > OUTBOX_LIMITS.count) dropped(staged.shift()!, 'outbox full: the oldest waiting events are dropped');
       }
       if (delivers() && !inGrace()) {
         void warm(); // start loading now, not at the first flush: a closing tab can only send with it loaded
