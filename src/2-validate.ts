@@ -25,6 +25,8 @@ export interface Valid {
   props: Record<string, Value>;
   /** ms since the epoch. */
   time: number;
+  /** The properties' size as JSON (UTF-8 bytes), for the outbox's byte bound. */
+  bytes: number;
   /** Shown in the audit entry when the event is sent (e.g. removed properties). */
   note?: string;
 }
@@ -35,6 +37,7 @@ export type Validation = { ok: true; event: Valid } | { ok: false; reason: strin
 export const MAX_STRING_LENGTH = 32_768;
 /** An event's properties as JSON, at most (UTF-8 bytes): no single event can swamp a request. */
 export const MAX_EVENT_BYTES = 64 * 1024;
+const utf8 = new TextEncoder();
 
 /** Values for the module-owned properties (see MODULE_OWNED in catalog.ts). */
 export type OwnedProps = Partial<Record<(typeof MODULE_OWNED)[number], Value>>;
@@ -71,9 +74,11 @@ export function validate(rec: Recorded, catalog: Catalog, owned: OwnedProps): Va
   for (const [key, declared] of Object.entries(spec.props)) {
     if (!(key in final) && !parseSpec(declared).optional) return fail(`required property "${key}" is missing`);
   }
-  if (utf8Length(JSON.stringify(final)) > MAX_EVENT_BYTES) return fail(`properties are larger than ${MAX_EVENT_BYTES} bytes as JSON`);
+  // JSON.stringify escapes lone surrogates, so the encoder counts exactly what would be sent.
+  const bytes = utf8.encode(JSON.stringify(final)).length;
+  if (bytes > MAX_EVENT_BYTES) return fail(`properties are larger than ${MAX_EVENT_BYTES} bytes as JSON`);
   const note = removed.length ? `removed undeclared properties: ${removed.map((k) => k.slice(0, 100)).join(', ')}` : undefined;
-  return { ok: true, event: { kind: spec.kind, name, props: final, time: rec.time, ...(note ? { note } : {}) } };
+  return { ok: true, event: { kind: spec.kind, name, props: final, time: rec.time, bytes, ...(note ? { note } : {}) } };
 }
 
 function typeProblem(value: unknown, type: PropType, explicit: PropType | undefined): string | undefined {
@@ -92,16 +97,6 @@ function typeProblem(value: unknown, type: PropType, explicit: PropType | undefi
       // NaN and Infinity are not JSON; native serde would fail on them too.
       return typeof value === 'number' && Number.isFinite(value) ? undefined : 'must be a finite number';
   }
-}
-
-/** UTF-8 length of a string that JSON.stringify made (lone surrogates are escaped there). */
-function utf8Length(s: string): number {
-  let n = s.length;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c >= 0x80) n += c >= 0x800 && (c < 0xd800 || c > 0xdfff) ? 2 : 1; // surrogate pairs: 4 bytes for 2 units
-  }
-  return n;
 }
 
 function fail(reason: string): Validation {

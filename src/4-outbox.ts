@@ -29,6 +29,8 @@ export const OUTBOX_TTL_MS = 7 * 24 * 3600_000;
 const MAX_BATCH = 500;
 /** At most this much (uncompressed) in the request a closing page makes: keepalive requests share 64 KB, and posthog-js sends a larger one without keepalive (it would die with the page). */
 const BEACON_BYTES = 48 * 1024;
+/** Why the oldest waiting events go when the outbox is past its bounds (wherever that is found). */
+const FULL = 'outbox full: the oldest waiting events are dropped';
 /** The least a 429 waits (posthog-js caps a Retry-After header at this). */
 const RATE_LIMITED_MS = 30_000;
 /** PostHog's quota answer holds for a minute; posthog-js waits as long. */
@@ -133,7 +135,7 @@ export function createOutbox(deps: OutboxDeps): Outbox {
     for (const e of known.values()) {
       if (known.size <= OUTBOX_LIMITS.count && bytes <= OUTBOX_LIMITS.bytes) break;
       bytes -= e.bytes;
-      dropped(e, 'outbox full: the oldest waiting events are dropped');
+      dropped(e, FULL);
     }
   };
 
@@ -158,7 +160,7 @@ export function createOutbox(deps: OutboxDeps): Outbox {
       .add(batch, OUTBOX_LIMITS)
       .then(
         (evicted) => {
-          for (const e of evicted) dropped(e, 'outbox full: the oldest waiting events are dropped');
+          for (const e of evicted) dropped(e, FULL);
           if (!delivers()) {
             for (const e of batch) known.delete(e.uuid); // the delivering tab has them now
             deps.wrote(false);
@@ -304,10 +306,10 @@ export function createOutbox(deps: OutboxDeps): Outbox {
     const removed = store.remove([...flight.uuids]).catch(() => undefined); // in memory mode too: they may have been written before
     const session = deps.identity().sessionId;
     batch.forEach((e, i) => {
+      if (refused) return dropped(e, `refused by the endpoint (HTTP ${answer.status})`);
       const n = attempts.get(e.uuid) ?? 1;
       known.delete(e.uuid);
       attempts.delete(e.uuid);
-      if (refused) return deps.audit.add({ name: wireName(e), outcome: 'dropped', reason: `refused by the endpoint (HTTP ${answer.status})`, uuid: e.uuid });
       const notes = [
         e.note,
         e.sessionId !== session ? 'recorded in an earlier page load or another tab' : undefined,
@@ -400,9 +402,7 @@ export function createOutbox(deps: OutboxDeps): Outbox {
       if (!delivers() || !transport || inGrace() || !deps.consent().enabled) return void write();
       // Keepalive requests share 64 KB: take what surely fits once compressed.
       let room = BEACON_BYTES;
-      const id = deps.identity().analyticsId;
-      const wire = sort([...known.values()], deps.consent(), Date.now(), id)
-        .filter((x) => x.distinctId === id)
+      const wire = sort([...known.values()], deps.consent(), Date.now(), deps.identity().analyticsId) // (another id's are dropped there)
         .map((x) => allowListed(x, deps.metadata()))
         .filter((w) => (room -= JSON.stringify(w).length) >= 0);
       if (wire.length) transport.sendOnClose(wire);
@@ -456,7 +456,7 @@ export function createOutbox(deps: OutboxDeps): Outbox {
         if (staged.length === 1) setTimeout(() => void write(), 0); // one transaction for everything accepted meanwhile
         // More than the outbox holds, waiting for one write: the oldest would be evicted by it
         // anyway; go now, so that no write grows past the bound (and no read waits behind it).
-        if (staged.length > OUTBOX_LIMITS.count) dropped(staged.shift()!, 'outbox full: the oldest waiting events are dropped');
+        if (staged.length > OUTBOX_LIMITS.count) dropped(staged.shift()!, FULL);
       }
       if (delivers() && !inGrace()) {
         void warm(); // start loading now, not at the first flush: a closing tab can only send with it loaded

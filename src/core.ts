@@ -113,7 +113,7 @@ export function startCore(opts: ResolvedOptions, notify: (state: ConsentState) =
       ...(e.note ? { note: e.note } : {}),
       bytes: 0,
     };
-    entry.bytes = JSON.stringify(entry).length;
+    entry.bytes = e.bytes + JSON.stringify({ ...entry, props: null }).length; // the props were measured by validate()
     outbox.push(entry);
   };
 

@@ -58,6 +58,7 @@ function withLocks(locks: LockManager, name: string, onLead: () => void): Leader
 
 function withLease(db: Storage, name: string, holder: string, onLead: () => void): Leadership {
   const key = `drain-lease:${name}`;
+  const readLease = (tx: IDBTransaction) => promisifyRequest(tx.objectStore(CONFIG).get(key)) as Promise<{ holder?: string; until?: number } | undefined>;
   let leading = false;
   /** Until when our lease holds: a tab whose timers were throttled past it no longer leads. */
   let until = 0;
@@ -67,7 +68,7 @@ function withLease(db: Storage, name: string, holder: string, onLead: () => void
     const now = Date.now();
     const mine = await db
       .transaction([CONFIG], 'readwrite', async (tx) => {
-        const lease = (await promisifyRequest(tx.objectStore(CONFIG).get(key))) as { holder?: string; until?: number } | undefined;
+        const lease = await readLease(tx);
         const free = !lease || lease.holder === holder || !(Number(lease.until) > now);
         if (free && !resigned) tx.objectStore(CONFIG).put({ holder, until: now + LEASE_MS }, key);
         return free && !resigned;
@@ -90,7 +91,7 @@ function withLease(db: Storage, name: string, holder: string, onLead: () => void
         leading = false;
         void db
           .transaction([CONFIG], 'readwrite', async (tx) => {
-            const lease = (await promisifyRequest(tx.objectStore(CONFIG).get(key))) as { holder?: string } | undefined;
+            const lease = await readLease(tx);
             if (lease?.holder === holder) tx.objectStore(CONFIG).delete(key);
           })
           .catch(() => undefined);

@@ -76,8 +76,8 @@ function fromPipeline(item: unknown): NativeRead {
   const { event, timestamp, properties = {} } = item;
   if (typeof event !== 'string') return bad(item, '"event" is not a string');
   const time = rfc3339(timestamp);
-  if (time === undefined) return { name: event.slice(0, 100), reason: '"timestamp" is not an RFC 3339 time' };
-  if (!isRecord(properties)) return { name: event.slice(0, 100), reason: '"properties" is not an object' };
+  if (time === undefined) return bad(item, '"timestamp" is not an RFC 3339 time');
+  if (!isRecord(properties)) return bad(item, '"properties" is not an object');
   let kind: EventKind = 'Append';
   let props: unknown = properties;
   if (event === '$identify') {
@@ -87,7 +87,7 @@ function fromPipeline(item: unknown): NativeRead {
     kind = 'SetPersonProperties';
     props = properties.$set;
   }
-  if (!isRecord(props)) return { name: event, reason: kind === 'Identify' ? '"$set" is not an object' : '"properties.$set" is not an object' };
+  if (!isRecord(props)) return bad(item, kind === 'Identify' ? '"$set" is not an object' : '"properties.$set" is not an object');
   const plain: Record<string, unknown> = Object.create(null);
   for (const [key, value] of Object.entries(props)) if (kind !== 'Append' || !SESSION_KEYS.includes(key)) plain[key] = value;
   return { name: event, kind, props: plain, time, native: true };

@@ -20,6 +20,19 @@ export async function received(key?: string): Promise<{ events: ReceivedEvent[];
   return res.json();
 }
 
+/** Fault injection: the sink answers the next requests of `key` as `query` says (count, status, delayMs, reset, quota, retryAfter). */
+export const failNext = (key: string, query: string) => fetch(`${sinkUrl}/__sink/fail?key=${key}&${query}`, { method: 'POST' });
+
+/** Makes writes to the outbox store fail (disk full) until the returned function is called. */
+export function failOutboxWrites(): () => void {
+  const put = IDBObjectStore.prototype.put;
+  IDBObjectStore.prototype.put = function (this: IDBObjectStore, ...args: Parameters<IDBObjectStore['put']>) {
+    if (this.name === OUTBOX) throw new DOMException('disk full', 'QuotaExceededError');
+    return put.apply(this, args);
+  } as IDBObjectStore['put'];
+  return () => void (IDBObjectStore.prototype.put = put);
+}
+
 /** Polls until `ok` holds (or throws after `timeoutMs`, with the last value in the message). */
 export async function waitFor<T>(read: () => Promise<T> | T, ok: (v: T) => boolean, timeoutMs = 5000): Promise<T> {
   const end = Date.now() + timeoutMs;

@@ -3,7 +3,7 @@
 // once, from one tab at a time, in one request per flush window; and an opt-out empties it.
 import { describe, expect, test } from 'vitest';
 import { OUTBOX_LIMITS } from '../../src/4-outbox';
-import { INIT, db, openApp, outboxEntries, pages, received, sinkUrl, sleep, start, waitFor } from './helpers';
+import { INIT, db, failNext, failOutboxWrites, openApp, outboxEntries, pages, received, sinkUrl, sleep, start, waitFor } from './helpers';
 import { CONFIG, OUTBOX, type OutboxEntry } from '../../src/store';
 
 const newKey = (what: string) => `phc_${what}_${Math.random().toString(36).slice(2)}`;
@@ -160,7 +160,7 @@ describe('batching', () => {
 describe('faults, and what arrives', () => {
   test('503, then 200: delivered once, on the second attempt, and the audit says so', async () => {
     const { a, key } = start();
-    await fetch(`${sinkUrl}/__sink/fail?key=${key}&count=1&status=503`, { method: 'POST' });
+    await failNext(key, 'count=1&status=503');
     a.record('settings-opened');
     await a.flush();
     expect(a.audit()).toEqual([]); // not sent, not dropped: waiting for the retry
@@ -175,7 +175,7 @@ describe('faults, and what arrives', () => {
 
   test('429: waits at least 30 s before trying again', async () => {
     const { a, key } = start();
-    await fetch(`${sinkUrl}/__sink/fail?key=${key}&count=1&status=429&retryAfter=5`, { method: 'POST' });
+    await failNext(key, 'count=1&status=429&retryAfter=5');
     a.record('settings-opened');
     const t0 = Date.now();
     await a.flush();
@@ -235,11 +235,7 @@ describe('faults, and what arrives', () => {
   test('IndexedDB failing mid-session: consented events fall back to memory, and config() says so', async () => {
     const { a, key } = start({ flushIntervalMs: 300 });
     await a.ready;
-    const put = IDBObjectStore.prototype.put;
-    IDBObjectStore.prototype.put = function (this: IDBObjectStore, ...args: Parameters<IDBObjectStore['put']>) {
-      if (this.name === OUTBOX) throw new DOMException('disk full', 'QuotaExceededError');
-      return put.apply(this, args);
-    } as IDBObjectStore['put'];
+    const restore = failOutboxWrites();
     try {
       a.record('settings-opened');
       await waitFor(() => a.config(), (c) => c.delivery.outbox === 'memory');
@@ -249,7 +245,7 @@ describe('faults, and what arrives', () => {
       await a.flush();
       await waitFor(() => received(key), (x) => x.events.length === 1);
     } finally {
-      IDBObjectStore.prototype.put = put;
+      restore();
     }
   });
 });

@@ -3,9 +3,8 @@ import { describe, expect, test } from 'vitest';
 import { CATALOG, type Analytics } from '../../src';
 import { readSignals } from '../../src/signals';
 import { ownUrl } from '../../src/root-domain';
-import { arrived, openApp, pages, received, sinkUrl, sleep, start, storeConfig, storedConfig, waitFor } from './helpers';
+import { arrived, failNext, openApp, pages, received, sleep, start, storeConfig, storedConfig, waitFor } from './helpers';
 
-const fail = (key: string, query: string) => fetch(`${sinkUrl}/__sink/fail?key=${key}&${query}`, { method: 'POST' });
 /** Past the first retry (3 s ± 50 % after the failure at 1.5 s) with room to spare. */
 const PAST_RETRY_MS = 6500;
 
@@ -13,7 +12,7 @@ describe('a request in flight when the user says stop is never sent again', () =
   /** Starts an instance whose first request hangs for 1.5 s and then fails as `fault` says. */
   async function inFlight(fault: string, count = 10) {
     const { a, key } = start();
-    await fail(key, `count=${count}&delayMs=1500&${fault}`);
+    await failNext(key, `count=${count}&delayMs=1500&${fault}`);
     a.record('settings-opened');
     const flushed = a.flush();
     await waitFor(() => received(key), (r) => r.requests.length === 1); // it reached the endpoint, which holds it
@@ -56,7 +55,7 @@ describe('a request in flight when the user says stop is never sent again', () =
 describe('"sent" means the endpoint has it', () => {
   test('quota: the event the endpoint answered quota_limited for is sent-with-a-note; the next ones are dropped, not sent', async () => {
     const { a, key } = start();
-    await fail(key, 'count=1&quota=1');
+    await failNext(key, 'count=1&quota=1');
     a.record('settings-opened');
     await a.flush();
     expect(a.audit()).toEqual([expect.objectContaining({ outcome: 'sent', reason: 'the endpoint answered quota_limited: PostHog discards it' })]);
@@ -82,7 +81,7 @@ describe('"sent" means the endpoint has it', () => {
 
   test('the audit says "sent" only after the endpoint answered', async () => {
     const { a, key } = start();
-    await fail(key, 'count=1&status=200&delayMs=800');
+    await failNext(key, 'count=1&status=200&delayMs=800');
     a.record('settings-opened');
     const flushed = a.flush();
     await waitFor(() => received(key), (r) => r.requests.length === 1);

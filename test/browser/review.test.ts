@@ -2,7 +2,7 @@
 // opt-out be undone, or threw.
 import { describe, expect, test } from 'vitest';
 import { createAnalytics, hashed } from '../../src';
-import { arrived, openApp, pages, received, sinkUrl, sleep, start, waitFor, storedConfig } from './helpers';
+import { arrived, failNext, failOutboxWrites, openApp, pages, received, sleep, start, waitFor, storedConfig } from './helpers';
 import { SAMPLES } from './samples';
 
 const storedId = async () => (await storedConfig())!.analyticsId;
@@ -160,11 +160,7 @@ describe('third review', () => {
   test('in memory (IndexedDB failed), the outbox keeps its bounds: the oldest go, with a reason', async () => {
     const { a } = start({ apiHost: 'http://127.0.0.1:9', flushIntervalMs: 3_600_000, auditCapacity: 2000 });
     await a.ready;
-    const put = IDBObjectStore.prototype.put;
-    IDBObjectStore.prototype.put = function (this: IDBObjectStore, ...args: Parameters<IDBObjectStore['put']>) {
-      if (this.name === 'outbox') throw new DOMException('disk full', 'QuotaExceededError');
-      return put.apply(this, args);
-    } as IDBObjectStore['put'];
+    const restore = failOutboxWrites();
     try {
       a.record('settings-opened');
       await waitFor(() => a.config(), (c) => c.delivery.outbox === 'memory');
@@ -176,7 +172,7 @@ describe('third review', () => {
       expect((await a.config()).delivery.pending).toBe(1000);
       expect(a.audit().filter((e) => e.reason === 'outbox full: the oldest waiting events are dropped')).toHaveLength(6);
     } finally {
-      IDBObjectStore.prototype.put = put;
+      restore();
     }
   });
 
@@ -203,7 +199,7 @@ describe('third review', () => {
 describe('second review', () => {
   test('a request that failed before the opt-out is not retried after it (posthog-js retry queue emptied)', async () => {
     const { a, key } = start();
-    await fetch(`${sinkUrl}/__sink/fail?key=${key}&count=1&status=503`, { method: 'POST' });
+    await failNext(key, 'count=1&status=503');
     a.record('settings-opened');
     await a.flush();
     await waitFor(() => received(key), (r) => r.requests.some((q) => q.status === 503)); // it failed: posthog-js queues a retry in ~3 s
@@ -216,7 +212,7 @@ describe('second review', () => {
 
   test('control: without an opt-out, posthog-js does retry the failed request', async () => {
     const { a, key } = start();
-    await fetch(`${sinkUrl}/__sink/fail?key=${key}&count=1&status=503`, { method: 'POST' });
+    await failNext(key, 'count=1&status=503');
     a.record('settings-opened');
     await a.flush();
     const r = await waitFor(() => received(key), (x) => x.events.length === 1, 10_000);
