@@ -47,6 +47,10 @@ interface Fault {
   quota: boolean;
   /** A Retry-After header (seconds) on the answer. */
   retryAfter?: string;
+  /** Keep the events as they arrive, whatever the answer (a slow answer to a request the server has). */
+  keep: boolean;
+  /** Answer this redirect (301, 302, 307, 308) to a URL of the sink that answers 200 to anything; the events are not kept. */
+  redirect?: number;
 }
 
 export interface CaptureSink {
@@ -112,6 +116,10 @@ export function createCaptureSink(): CaptureSink {
     if (path.startsWith('/__sink/')) {
       if (req.method === 'OPTIONS') {
         res.writeHead(204, cors).end();
+      } else if (path === '/__sink/ok') {
+        // Where a redirect fault points: 200 like the endpoint, to any method (a 301/302 turns a POST into a GET).
+        req.resume();
+        res.writeHead(200, { ...cors, 'content-type': 'application/json' }).end('{"status":1}');
       } else if (req.method === 'POST' && path === '/__sink/fail') {
         const q = url.searchParams;
         failures.set(q.get('key') ?? '', {
@@ -121,6 +129,8 @@ export function createCaptureSink(): CaptureSink {
           reset: q.get('reset') === '1',
           quota: q.get('quota') === '1',
           ...(q.get('retryAfter') ? { retryAfter: q.get('retryAfter')! } : {}),
+          keep: q.get('keep') === '1',
+          ...(q.get('redirect') ? { redirect: Number(q.get('redirect')) } : {}),
         });
         res.writeHead(204, cors).end();
       } else if (req.method === 'DELETE') {
@@ -158,8 +168,9 @@ export function createCaptureSink(): CaptureSink {
           fault = entry.keys.map((k) => failures.get(k)).find((f) => f && f.count > 0);
           if (fault) {
             fault.count--;
-            entry.status = fault.reset ? 0 : fault.quota ? 200 : fault.status;
-          } else {
+            entry.status = fault.reset ? 0 : fault.quota ? 200 : fault.redirect ? fault.redirect : fault.status;
+          }
+          if (!fault || (fault.keep && !fault.redirect)) {
             const page = { origin: req.headers.origin, referer: req.headers.referer, userAgent: req.headers['user-agent'], cookie: req.headers.cookie };
             for (const e of decoded) {
               const { api_key: _key, ...raw } = e;
@@ -182,6 +193,7 @@ export function createCaptureSink(): CaptureSink {
         if (fault?.reset) return void req.socket.destroy();
         const headers: Record<string, string> = { ...cors, 'content-type': 'application/json', 'access-control-expose-headers': 'Retry-After' };
         if (fault?.retryAfter) headers['retry-after'] = fault.retryAfter;
+        if (fault?.redirect) headers.location = `http://${req.headers.host ?? 'localhost'}/__sink/ok`;
         res.writeHead(entry.status, headers);
         res.end(req.method === 'OPTIONS' ? undefined : fault?.quota ? '{"status":1,"quota_limited":["events"]}' : entry.status === 200 ? '{"status":1}' : '{"error":"injected"}');
       };

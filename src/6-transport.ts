@@ -118,12 +118,32 @@ async function start() {
   return client;
 }
 
-/** Loads posthog-js (once per page). Rejects if the chunk cannot be fetched (try again later) or is not usable (UnusableTransport). */
+/** A chunk that has not come within this never will in this page: its module fetch is pending for good. */
+const LOAD_TIMEOUT_MS = 20_000;
+/** The chunk did not come within LOAD_TIMEOUT_MS (a request that hangs): this page cannot load it again. */
+export class HungTransport extends Error {}
+
+/**
+ * Loads posthog-js (once per page). Rejects if the chunk cannot be fetched (try again later), is
+ * not usable (UnusableTransport), or hangs (HungTransport: the browser keeps the pending fetch
+ * as the module's, so asking again would wait on the same request).
+ */
 export async function loadTransport(opts: TransportOptions): Promise<Transport> {
   const starting = (shared ??= start());
   starting.catch((err: unknown) => {
     if (!(err instanceof UnusableTransport) && shared === starting) shared = undefined; // a failed fetch: the next attempt loads again
   });
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const hung = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new HungTransport('the posthog-js chunk did not arrive')), LOAD_TIMEOUT_MS)));
+  try {
+    await Promise.race([starting, hung]);
+  } finally {
+    clearTimeout(timer);
+  }
+  return connect(opts, starting);
+}
+
+async function connect(opts: TransportOptions, starting: Promise<PostHogPrivate>): Promise<Transport> {
   const client = await starting;
   // The private part we rely on, checked at every load: a posthog-js without it (a newer
   // version, say) is not used at all. Events then wait in the outbox; config() says why.
@@ -160,7 +180,9 @@ export async function loadTransport(opts: TransportOptions): Promise<Transport> 
             // even while posthog-js is still compressing it. No cookies, no Referer.
             // Not keepalive: Chrome does not cancel an aborted keepalive request, and resends it
             // on a connection reset (tested) — an opt-out must stop it. A closing page uses sendOnClose().
-            fetchOptions: { signal: withTimeout(signal, REQUEST_TIMEOUT_MS), credentials: 'omit', referrerPolicy: 'no-referrer', keepalive: false },
+            // A redirect is not delivery: fetch would follow a 301/302 with a bodiless GET and report
+            // its 2xx. Refused here, it is a failed attempt, retried later.
+            fetchOptions: { signal: withTimeout(signal, REQUEST_TIMEOUT_MS), credentials: 'omit', referrerPolicy: 'no-referrer', keepalive: false, redirect: 'error' },
             callback: (res: { statusCode?: unknown; json?: unknown; text?: unknown; error?: unknown }) => {
               const status = typeof res?.statusCode === 'number' ? res.statusCode : 0;
               settle({ status, quotaLimited: quotaLimited(res), ...(res?.error ? { error: safeString(res.error).slice(0, 200) } : {}) });
@@ -174,7 +196,7 @@ export async function loadTransport(opts: TransportOptions): Promise<Transport> 
     sendOnClose(batch) {
       try {
         // Not sendBeacon: it cannot drop the Referer header. A keepalive fetch can, and outlives the page.
-        request(batch, { transport: 'fetch', preferSyncCompression: true, fetchOptions: { keepalive: true, credentials: 'omit', referrerPolicy: 'no-referrer' } });
+        request(batch, { transport: 'fetch', preferSyncCompression: true, fetchOptions: { keepalive: true, credentials: 'omit', referrerPolicy: 'no-referrer', redirect: 'error' } });
         return true;
       } catch {
         return false;

@@ -6,10 +6,11 @@ export interface AuditEntry {
   time: string;
   name: string;
   /**
-   * 'sent': the endpoint received it (a request carrying it was answered 2xx). 'dropped': it
-   * never left, or the endpoint refused it (the reason says which).
+   * 'sent': the endpoint received it (a request carrying it was answered 2xx, not a redirect).
+   * 'dropped': it never left, or the endpoint refused it (the reason says which). 'unconfirmed':
+   * its request was aborted (an opt-out, a clear) after its body may have reached the endpoint.
    */
-  outcome: 'sent' | 'dropped';
+  outcome: 'sent' | 'dropped' | 'unconfirmed';
   /** For 'dropped': why. For 'sent': a note (properties the catalog removed, a replay, a quota answer). */
   reason?: string;
   /** For 'sent': exactly the properties the server receives. */

@@ -7,6 +7,7 @@ import type { ConsentState } from './3-consent-gate.js';
 import type { AuditEntry } from './7-audit.js';
 import type { BuiltInCatalog, Catalog, PropsFor } from './catalog.js';
 import type { ConfigSnapshot, Core } from './core.js';
+import { storeOptOut } from './opt-out.js';
 import { resolveOptions, type AnalyticsOptions } from './options.js';
 
 export type AnalyticsState = ConsentState;
@@ -100,7 +101,12 @@ export function createAnalytics<E extends Catalog = Record<never, never>>(option
     record: intake.record,
     recordNative: intake.native,
     isEnabled: () => core?.state().enabled ?? false, // now: a meta tag added since the last change counts too
-    setEnabled: (enabled: boolean) => withCore((c) => c.setEnabled(enabled)),
+    setEnabled(enabled: boolean) {
+      if (core || enabled === true) return withCore((c) => c.setEnabled(enabled));
+      // Without the stages (loading, or their chunk 404s): an opt-out is stored from here, now; the stages apply it too when they come.
+      void withCore((c) => c.setEnabled(false));
+      return storeOptOut();
+    },
     enable: () => instance.setEnabled(true),
     disable: () => instance.setEnabled(false),
     subscribe(listener) {

@@ -1,30 +1,53 @@
-// The stages wired together: loaded right after createAnalytics() (analytics.ts, the startup
-// facade), so that the page's own startup carries none of it. The data flow, one file per stage:
-//   1-record → 2-validate → 3-consent-gate → 4-outbox → 5-allow-list → 6-transport → 7-audit
+// The shell: the stages wired to the pure core (decide/step.ts). Loaded right after
+// createAnalytics() (analytics.ts, the startup facade), so that the page's own startup carries
+// none of it. Here live the I/O and the host's calls: validation of what was recorded, IndexedDB,
+// BroadcastChannel, Web Locks, posthog-js, timers and page events. They report facts to step()
+// and carry out the effects it returns; no decision about consent or delivery is made here.
 // Nothing here throws into the host, and nothing blocks it.
 import { nanoid } from 'nanoid';
 import { INTAKE_LIMIT, Unreadable, type Intake } from './1-record.js';
 import { validate, type Recorded, type Valid } from './2-validate.js';
-import type { ConsentState } from './3-consent-gate.js';
-import { createOutbox, type DeliveryStatus } from './4-outbox.js';
-import { wireName } from './5-allow-list.js';
-import { loadTransport } from './6-transport.js';
+import type { ConsentState, Reason } from './3-consent-gate.js';
+import { loadTransport, HungTransport, UnusableTransport, type Transport } from './6-transport.js';
 import { createAudit, type AuditEntry } from './7-audit.js';
 import { CATALOG, type Catalog } from './catalog.js';
-import { createConsent } from './consent.js';
+import { gate } from './decide/consent.js';
+import { delivers } from './decide/delivery.js';
+import { initialState, step } from './decide/step.js';
+import type { Effect, Input, State } from './decide/types.js';
 import { disclosure } from './disclosure.js';
+import { lead, type Leadership } from './drain-lock.js';
 import { fromNative, nativeName } from './native.js';
 import type { ResolvedOptions } from './options.js';
 import { safeString } from './plain.js';
 import { locationProps } from './root-domain.js';
-import { openStorage, plainMetadata, type Metadata, type OutboxEntry } from './store.js';
+import { readSignals } from './signals.js';
+import { forgetLegacy, newAnalyticsId, openStorage, outboxSize, plainMetadata, runStorageOp, type Metadata } from './store.js';
 import { connectTabs } from './tabs.js';
+
+export { HOLD_CAPACITY } from './decide/delivery.js';
+
+export interface DeliveryStatus {
+  /** Where pending events wait: IndexedDB, or (it failed) this tab's memory. */
+  outbox: 'indexeddb' | 'memory';
+  /** Why the outbox is in memory, when it is. */
+  outboxProblem?: string;
+  /** Events waiting in the outbox (all tabs', or this tab's when in memory). */
+  pending: number;
+  /** This tab is the one delivering the shared outbox. */
+  delivering: boolean;
+  transport: State['transport'];
+  transportProblem?: string;
+  /** The last failed request, and when the next attempt is due (ISO 8601). */
+  lastError?: string;
+  nextAttempt?: string;
+}
 
 export interface ConfigSnapshot {
   analyticsId: string;
   sessionId: string;
   enabled: boolean;
-  reason: string;
+  reason: Reason;
   metadata: Metadata;
   storage: 'indexeddb' | 'unavailable';
   /** Where events wait and how delivery goes (the outbox, the transport, the last failure). */
@@ -34,7 +57,7 @@ export interface ConfigSnapshot {
 /** What the facade (analytics.ts) asks of the loaded stages. */
 export interface Core {
   readonly ready: Promise<void>;
-  /** Takes everything the intake holds, now (validate, gate, outbox). */
+  /** Takes everything the intake holds, now (validate, then the core). */
   take(intake: Intake): void;
   state(): ConsentState;
   setEnabled(enabled: boolean): Promise<void>;
@@ -47,106 +70,39 @@ export interface Core {
   details(): string;
 }
 
-/** Events recorded before the stored choice is read wait for it, at most this many. */
-export const HOLD_CAPACITY = 500;
-/** shutdown() waits this long at most for what is pending to be delivered; the rest stays in the outbox. */
-const SHUTDOWN_WAIT_MS = 3000;
+const clock = () => performance.now();
 
 /** Starts the stages for one createAnalytics(). `notify` hears every change of the gate's answer. */
 export function startCore(opts: ResolvedOptions, notify: (state: ConsentState) => void): Core {
   const catalog: Catalog = Object.freeze({ ...CATALOG, ...opts.events });
   const audit = createAudit(opts.auditCapacity);
   const sessionId = nanoid();
-  let eventCounter = 0;
-  let closed = false;
-
+  const db = openStorage(() => lost());
+  let lost = () => undefined as void;
+  const where = { projectKey: opts.projectKey, apiHost: opts.apiHost, sessionId, wall: Date.now };
+  const st = initialState(
+    { projectKey: opts.projectKey, apiHost: opts.apiHost, intervalMs: opts.flushIntervalMs, firstRunGrace: opts.firstRunGrace, respectPrivacySignals: opts.respectPrivacySignals, devBuild: opts.devBuild, force: opts.force, embedderPolicyOff: opts.embedderPolicy === 'off', sessionId },
+    clock(),
+    Date.now(),
+    readSignals(),
+  );
+  st.config.analyticsId = newAnalyticsId(); // never stored nor sent: shown until the stored one is read
+  const shell = createShell(st, opts, db, where, audit, notify);
+  lost = () => shell.feed({ type: 'storage-lost' });
   const dropped = (name: string, reason: string) => audit.add({ name, outcome: 'dropped', reason });
 
-  const db = openStorage();
-  const consent = createConsent(opts, db, sessionId, {
-    changed(state) {
-      outbox.changed(state);
-      if (state.reason !== 'loading') release();
-    },
-    cleared: () => outbox.discard('cleared'),
-    emptied: (entries, reason) => outbox.emptied(entries, reason),
-    announce: (message) => tabs.announce(message),
-  });
-
-  const outbox = createOutbox({
-    db,
-    projectKey: opts.projectKey,
-    apiHost: opts.apiHost,
-    intervalMs: opts.flushIntervalMs,
-    firstRunGrace: opts.firstRunGrace,
-    consent: consent.state,
-    identity: consent.identity,
-    stale: () => consent.heard({ change: 'clear', choice: 'unset' }),
-    metadata: consent.metadata,
-    audit,
-    loadTransport: () => loadTransport({ projectKey: opts.projectKey, apiHost: opts.apiHost, refused: (name) => dropped(name, 'not recorded by the host (made by posthog-js)') }),
-    wrote: (now) => tabs.wrote(now),
-  });
-
-  const tabs = connectTabs({ changed: consent.heard, wrote: outbox.wrote });
-  consent.subscribe(notify);
-
-  /** Validated events waiting for the stored choice to be read (bounded). */
-  let held: Valid[] = [];
-
-  /** Into the outbox, stamped with the id it is recorded under. The gate said yes just before. */
-  const keep = (e: Valid) => {
-    const who = consent.identity();
-    const now = Date.now();
-    const entry: OutboxEntry = {
-      uuid: uuid7(now),
-      projectKey: opts.projectKey,
-      apiHost: opts.apiHost,
-      kind: e.kind,
-      name: e.name,
-      props: e.props,
-      at: e.time,
-      queuedAt: now,
-      distinctId: who.analyticsId,
-      sessionId: who.sessionId,
-      ...(e.kind === 'Append' ? { eventId: ++eventCounter } : {}),
-      ...(e.note ? { note: e.note } : {}),
-      bytes: 0,
-    };
-    entry.bytes = e.bytes + JSON.stringify({ ...entry, props: null }).length; // the props were measured by validate()
-    outbox.push(entry);
-  };
-
-  /** The stored choice is known now: held events go on, or are dropped with the reason. */
-  const release = () => {
-    const waiting = held;
-    held = [];
-    for (const e of waiting) gate(e);
-  };
-
-  /** The consent gate, asked for one validated event. */
-  const gate = (e: Valid) => {
-    const state = consent.state();
-    if (state.enabled) return keep(e);
-    if (state.reason !== 'loading') return dropped(wireName(e), state.reason);
-    if (held.length >= HOLD_CAPACITY) return dropped(wireName(e), `too many at once: more than ${HOLD_CAPACITY} recorded before the stored choice was read`);
-    held.push(e);
-  };
-
-  const accept = (rec: Recorded) => {
-    const result = validate(rec, catalog, { app_env: opts.appEnv, ...locationProps(globalThis.location?.href ?? '') });
-    if (!result.ok) return dropped(typeof rec.name === 'string' ? rec.name.slice(0, 100) : '(no name)', result.reason);
-    gate(result.event);
-  };
-
-  /** Events judged in this batch, at most INTAKE_LIMIT (a native batch counts each of its events). */
+  /** Events judged in one take, at most INTAKE_LIMIT (a native batch counts each of its events). */
   let budget = 0;
   let over = 0;
-
+  let valid: Valid[] = [];
+  const accept = (rec: Recorded) => {
+    const result = validate(rec, catalog, { app_env: opts.appEnv, ...locationProps(globalThis.location?.href ?? '') });
+    if (result.ok) valid.push(result.event);
+    else dropped(typeof rec.name === 'string' ? rec.name.slice(0, 100) : '(no name)', result.reason);
+  };
   /** One queued call, judged; whatever goes wrong becomes an audit entry, never a throw. */
   const judge = (kind: 0 | 1, a: unknown, b: unknown, time: number) => {
     try {
-      if (closed) return dropped(kind === 0 ? safeString(a).slice(0, 100) : nativeName(a), 'shut down');
       if (kind === 0) {
         if (b instanceof Unreadable) throw b.error;
         if (budget-- <= 0) return void over++;
@@ -159,37 +115,39 @@ export function startCore(opts: ResolvedOptions, notify: (state: ConsentState) =
         else accept(read);
       }
     } catch (err) {
-      dropped('(unknown)', `internal error: ${safeString(err).slice(0, 200)}`);
+      dropped(kind === 0 ? safeString(a).slice(0, 100) : nativeName(a), `internal error: ${safeString(err).slice(0, 200)}`);
     }
   };
 
   return {
-    ready: consent.ready,
+    ready: shell.ready,
     take(intake) {
       budget = INTAKE_LIMIT;
       over = 0;
+      valid = [];
       const refused = intake.drain(judge); // judge counts those past the budget here…
       over += refused; // …and the intake those it refused
       if (over) dropped(`(${over} events)`, `too many at once: more than ${INTAKE_LIMIT} recorded within one tick`);
+      if (valid.length) shell.feed({ type: 'record', events: valid, uuids: valid.map(() => uuid7(Date.now())) });
     },
-    state: consent.state,
-    setEnabled: consent.setEnabled,
+    state: () => gate({ ...st, signals: readSignals() }), // now: a meta tag added since the last change counts too
+    setEnabled: (enabled) => shell.ask((ask) => ({ type: 'set-choice', enabled, ask })),
     async config() {
-      await consent.ready;
-      const { enabled, reason } = consent.state(); // now, like isEnabled()
-      const stored = consent.config();
+      await shell.ready;
+      const { enabled, reason } = gate({ ...st, signals: readSignals() });
+      const size = st.mode === 'indexeddb' ? await outboxSize(db).catch(() => undefined) : undefined;
       return {
-        analyticsId: stored.analyticsId,
+        analyticsId: st.config.analyticsId,
         sessionId,
         enabled,
         reason,
-        metadata: { ...stored.metadata },
-        storage: consent.unreadable() ? 'unavailable' : 'indexeddb',
-        delivery: await outbox.status(),
+        metadata: { ...st.config.metadata },
+        storage: st.unreadable ? 'unavailable' : 'indexeddb',
+        delivery: deliveryStatus(st, size?.count),
       };
     },
     audit: () => audit.entries(),
-    clear: consent.clear,
+    clear: () => (forgetLegacy(), shell.ask((ask) => ({ type: 'clear', analyticsId: newAnalyticsId(), ask }))),
     async setMetadata(props) {
       let clean: Metadata;
       try {
@@ -197,26 +155,150 @@ export function startCore(opts: ResolvedOptions, notify: (state: ConsentState) =
       } catch {
         return; // unreadable input (a throwing getter): nothing to store
       }
-      await consent.setMetadata(clean);
+      await shell.ask((ask) => ({ type: 'set-metadata', metadata: clean, ask }));
     },
-    async flush() {
-      await consent.ready;
-      await outbox.flush();
-    },
-    async shutdown() {
-      if (closed) return;
-      closed = true;
-      await consent.ready;
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([outbox.flush(), new Promise((r) => (timer = setTimeout(r, SHUTDOWN_WAIT_MS)))]);
-      clearTimeout(timer);
-      outbox.close();
-      consent.close();
-      tabs.close();
-      db.close();
-    },
+    flush: () => shell.ask((ask) => ({ type: 'flush', ask })),
+    shutdown: () => shell.ask((ask) => ({ type: 'shutdown', ask })),
     details: () => disclosure(catalog, opts.globalName),
   };
+}
+
+function deliveryStatus(st: State, stored: number | undefined): DeliveryStatus {
+  const wallOf = (mono: number) => new Date(Date.now() + (mono - clock())).toISOString();
+  return {
+    outbox: st.mode,
+    ...(st.modeProblem ? { outboxProblem: st.modeProblem } : {}),
+    pending: stored ?? st.known.size,
+    delivering: delivers(st),
+    transport: st.transport,
+    ...(st.transportProblem ? { transportProblem: st.transportProblem } : {}),
+    ...(st.lastError ? { lastError: st.lastError } : {}),
+    ...(st.retryAt > clock() ? { nextAttempt: wallOf(st.retryAt) } : {}),
+  };
+}
+
+/** The shell proper: feeds facts to the core and carries out its effects. */
+function createShell(st: State, opts: ResolvedOptions, db: ReturnType<typeof openStorage>, where: Parameters<typeof runStorageOp>[1], audit: ReturnType<typeof createAudit>, notify: (state: ConsentState) => void) {
+  const asks = new Map<number, () => void>();
+  const requests = new Map<number, AbortController>();
+  let nextAsk = 1;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let leadership: Leadership | undefined;
+  let transport: Transport | undefined;
+  let stopped = false;
+  let queue: Input[] = [];
+  let running = false;
+  let becameReady!: () => void;
+  const ready = new Promise<void>((resolve) => (becameReady = resolve));
+
+  /** Every fact goes through here, in order (a listener that calls back in is queued, not nested). */
+  const feed = (input: Input) => {
+    if (stopped && input.type === 'record') for (const e of input.events) audit.add({ name: e.name, outcome: 'dropped', reason: 'shut down' });
+    if (stopped) return;
+    queue.push(input);
+    if (running) return;
+    running = true;
+    try {
+      while (queue.length && !stopped) {
+        const next = queue.shift()!;
+        const { effects } = step(st, { ...next, now: clock(), wall: Date.now(), signals: readSignals(), random: Math.random() } as Parameters<typeof step>[1]);
+        if (st.loaded || st.unreadable) becameReady();
+        if ((globalThis as { __rerunDebug?: boolean }).__rerunDebug) console.log('STEP', st.s.projectKey.slice(-4), next.type, JSON.stringify(effects.map((e) => e.type === 'storage' ? `storage:${e.op.op}` : e.type)), st.leading, st.transport, st.flushAt, st.now);
+        for (const effect of effects) run(effect);
+      }
+    } finally {
+      running = false;
+    }
+  };
+
+  const ask = (make: (ask: number) => Input) =>
+    new Promise<void>((resolve) => {
+      if (stopped) return resolve();
+      const id = nextAsk++;
+      asks.set(id, resolve);
+      feed(make(id));
+    });
+
+  const run = (e: Effect): void => {
+    try {
+      effects[e.type](e as never);
+    } catch {
+      // an effect that cannot be carried out is a fact the core hears about through its own input (timeouts, answers)
+    }
+  };
+  const effects: { [K in Effect['type']]: (e: Extract<Effect, { type: K }>) => void } = {
+    storage: (e) => void runStorageOp(db, where, e.op).then((result) => feed({ type: 'stored', id: e.id, op: e.op, seq: e.seq, result })),
+    send(e) {
+      const controller = new AbortController();
+      requests.set(e.id, controller);
+      if (!transport) return void feed({ type: 'answer', id: e.id, status: 0, redirected: false, quotaLimited: false, error: 'no transport' });
+      void transport.send(e.batch, controller.signal).then((answer) => {
+        requests.delete(e.id);
+        feed({ type: 'answer', id: e.id, redirected: false, ...answer });
+      });
+    },
+    'send-on-close': (e) => void transport?.sendOnClose(e.batch),
+    abort: (e) => (requests.get(e.id)?.abort(), requests.delete(e.id)),
+    announce: (e) => tabs.announce({ change: e.change, choice: e.choice }),
+    wrote: (e) => tabs.wrote(e.flush),
+    wake(e) {
+      clearTimeout(timer);
+      timer = e.at === undefined ? undefined : setTimeout(() => feed({ type: 'tick' }), Math.max(0, Math.ceil(e.at - clock())));
+    },
+    audit: (e) => audit.add(e.entry),
+    'load-transport': () => void load(),
+    lead(e) {
+      leadership?.resign();
+      leadership = e.lead ? lead(db, `rerun-analytics-drain ${opts.apiHost} ${opts.projectKey}`, where.sessionId, (leading) => feed({ type: 'lead', leading })) : undefined;
+    },
+    notify: (e) => notify(e.state),
+    done: (e) => (asks.get(e.ask)?.(), asks.delete(e.ask)),
+    closed: () => stop(),
+  };
+
+  const load = async () => {
+    try {
+      const t = await loadTransport({ projectKey: opts.projectKey, apiHost: opts.apiHost, refused: (name) => audit.add({ name, outcome: 'dropped', reason: 'not recorded by the host (made by posthog-js)' }) });
+      if (stopped) return t.close();
+      transport = t;
+      feed({ type: 'transport', result: 'ready' });
+    } catch (err) {
+      const problem = safeString(err instanceof Error ? err.message : err).slice(0, 200);
+      feed({ type: 'transport', result: err instanceof UnusableTransport ? 'unusable' : err instanceof HungTransport ? 'hung' : 'failed', problem });
+    }
+  };
+
+  const tabs = connectTabs({ changed: (m) => feed({ type: 'heard', change: m.change, choice: m.choice }), wrote: (flush) => feed({ type: 'wrote', flush }) });
+  const page = pageEvents(feed);
+
+  function stop() {
+    stopped = true;
+    clearTimeout(timer);
+    for (const c of requests.values()) c.abort(); // after shutdown() nothing leaves; what it carried stays stored
+    requests.clear();
+    leadership?.resign();
+    transport?.close();
+    page.remove();
+    tabs.close();
+    db.close();
+    for (const resolve of asks.values()) resolve();
+    asks.clear();
+  }
+
+  feed({ type: 'start' });
+  return { feed, ask, ready };
+}
+
+/** The page's lifecycle, as facts: hidden (it still runs), closing (pagehide), restored from the back/forward cache, online. */
+function pageEvents(feed: (input: Input) => void) {
+  const on: [string, (e: Event) => void][] = [
+    ['visibilitychange', () => feed({ type: 'page', page: document.visibilityState === 'hidden' ? 'hidden' : 'shown' })],
+    ['pagehide', () => feed({ type: 'page', page: 'closing' })],
+    ['pageshow', (e) => (e as PageTransitionEvent).persisted && feed({ type: 'page', page: 'restored' })],
+    ['online', () => feed({ type: 'online' })],
+  ];
+  for (const [name, listener] of on) globalThis.addEventListener?.(name, listener);
+  return { remove: () => on.forEach(([name, listener]) => globalThis.removeEventListener?.(name, listener)) };
 }
 
 /**

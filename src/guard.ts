@@ -66,21 +66,38 @@ export function guardViewerTelemetry(analytics: { recordNative(event: string): v
 /** A POST to the telemetry URL? Decided from the URL and method only: the body is not touched. */
 function isTelemetry([input, init]: Parameters<Fetch>, target: string): boolean {
   try {
-    const isRequest = typeof Request !== 'undefined' && input instanceof Request;
-    const method = (init?.method ?? (isRequest ? input.method : 'GET')).toUpperCase();
-    const url = isRequest ? input.url : input instanceof URL ? input.href : String(input);
+    const request = asRequest(input);
+    const method = String(init?.method ?? request?.method ?? 'GET').toUpperCase();
+    const url = request ? request.url : input instanceof URL ? input.href : String(input);
     return method === 'POST' && normalize(url) === target;
   } catch {
     return false; // anything odd is not ours: it goes to the real fetch as it is
   }
 }
 
+const requestUrl = typeof Request === 'undefined' ? undefined : Object.getOwnPropertyDescriptor(Request.prototype, 'url')?.get;
+const requestMethod = typeof Request === 'undefined' ? undefined : Object.getOwnPropertyDescriptor(Request.prototype, 'method')?.get;
+
+/** A Request, recognised by its brand (the platform's own getter accepts it), not `instanceof`: one made in another realm (an iframe) is one too. */
+function asRequest(input: unknown): { url: string; method: string; signal?: AbortSignal; text(): Promise<string> } | undefined {
+  if (typeof input !== 'object' || input === null || !requestUrl || !requestMethod) return undefined;
+  try {
+    const url = Reflect.apply(requestUrl, input, []) as string;
+    const method = Reflect.apply(requestMethod, input, []) as string;
+    const r = input as Request;
+    return { url, method, signal: r.signal, text: () => r.text() };
+  } catch {
+    return undefined; // not a Request
+  }
+}
+
 /** Reads the body, hands it over, and answers 200 as the endpoint does (after an abort: as fetch does). */
 async function answer([input, init]: Parameters<Fetch>, state: Installed): Promise<Response> {
-  const signal = init?.signal ?? (input instanceof Request ? input.signal : undefined);
+  const request = asRequest(input);
+  const signal = init?.signal ?? request?.signal;
   if (signal?.aborted) throw signal.reason ?? new DOMException('The operation was aborted.', 'AbortError');
   try {
-    const body = init?.body !== undefined && init.body !== null ? await new Response(init.body).text() : input instanceof Request ? await input.text() : '';
+    const body = init?.body !== undefined && init.body !== null ? await new Response(init.body).text() : request ? await request.text() : '';
     state.take(body);
   } catch {
     state.take(''); // unreadable: recorded as malformed, so the audit still says something came
@@ -88,11 +105,22 @@ async function answer([input, init]: Parameters<Fetch>, state: Installed): Promi
   return new Response('{"status":1}', { status: 200, headers: { 'content-type': 'application/json' } });
 }
 
-/** The URL without query or fragment, for comparing. */
+/**
+ * The URL as the browser will reach it, for comparing: origin and path, without query or
+ * fragment; the host without its trailing dot (`tel.rerun.io.` is the same host); the path with
+ * its percent-escapes decoded (`/api/%70og` is `/api/pog` to the server).
+ */
 function normalize(url: string): string | undefined {
   try {
     const u = new URL(url, globalThis.location?.href);
-    return `${u.origin}${u.pathname}`;
+    const host = u.host.replace(/\.+(?=:|$)/, '');
+    let path = u.pathname;
+    try {
+      path = decodeURIComponent(path);
+    } catch {
+      // a malformed escape: compared as it is
+    }
+    return `${u.protocol}//${host}${path}`;
   } catch {
     return undefined;
   }

@@ -1,58 +1,20 @@
-// Persistent state in IndexedDB, in a database of our own (never posthog-js's storage):
-//   config  one record: the anonymous id, the user's choice, opt-in metadata, the outbox's size
-//   outbox  events the consent gate accepted that have not been delivered yet (4-outbox.ts)
-// Every change is one readwrite transaction, so tabs never see half of one. An opt-out or
-// clear() empties the outbox in the very transaction that stores it: there is no moment at
-// which the stored choice says "off" (or the id is new) while consented events still wait.
+// The shell's storage: IndexedDB, in a database of our own (never posthog-js's storage):
+//   config  the anonymous id, the user's choice, opt-in metadata; the outbox's size; the
+//           delivering tab's lease (drain-lock.ts) and in-flight marks
+//   outbox  events the consent gate accepted that have not been delivered yet
+// It carries out the core's storage ops (decide/types.ts), each in one transaction, and reports
+// what it found; the rules it applies inside them (applyChange, the bounds) are the core's.
+// An opt-out or clear() empties the outbox in the very transaction that stores it, and an add
+// is refused while the stored choice is off or names another id: the outbox never holds an
+// event the stored config forbids.
 import { promisifyRequest } from 'idb-keyval';
 import { nanoid } from 'nanoid';
-import { unwrapNative } from './catalog.js';
-import { isRecord } from './plain.js';
+import { applyChange, OUTBOX_LIMITS, plainMetadata, type OutboxEntry, type OutboxSize, type StoredConfig } from './decide/config.js';
+import type { StorageOp, StorageResult } from './decide/types.js';
+import { isRecord, safeString } from './plain.js';
 
-export type MetadataValue = boolean | number | string;
-export type Metadata = Record<string, MetadataValue>;
-
-export interface StoredConfig {
-  /** The anonymous id. Any non-empty string is kept: hand-made and migrated ids must work. */
-  analyticsId: string;
-  /** The user's explicit choice; 'unset' until the user flips the toggle. */
-  choice: 'enabled' | 'disabled' | 'unset';
-  /** When the choice was made (ISO 8601), shown in config() so a user can check it. */
-  choiceTime?: string;
-  /** Opt-in metadata, sent with Identify as the native SDK does. */
-  metadata: Metadata;
-  /** The page load that made this id (first-run grace); absent for ids adopted or made before. */
-  firstSessionId?: string;
-}
-
-/** One event waiting in the outbox: everything needed to send it from any tab, on any later visit. */
-export interface OutboxEntry {
-  /** UUID v7 (time-ordered): the IndexedDB key, so the outbox reads oldest first; the wire uuid. */
-  uuid: string;
-  /** Where it goes: the project key and host it was recorded for. */
-  projectKey: string;
-  apiHost: string;
-  kind: 'Append' | 'Identify' | 'SetPersonProperties';
-  name: string;
-  props: Record<string, MetadataValue>;
-  /** The event's time (its wire timestamp), ms since the epoch. */
-  at: number;
-  /** When the outbox took it, ms since the epoch: the TTL counts from here. */
-  queuedAt: number;
-  /** The id and page load it was recorded under: a cleared id never leaves. */
-  distinctId: string;
-  sessionId: string;
-  eventId?: number;
-  /** Shown in the audit when it is sent (e.g. properties the catalog removed). */
-  note?: string;
-  /** Its size as JSON, for the outbox's byte bound. */
-  bytes: number;
-}
-
-export interface OutboxSize {
-  count: number;
-  bytes: number;
-}
+export type { Metadata, MetadataValue, OutboxEntry, OutboxSize, StoredConfig } from './decide/config.js';
+export { plainMetadata };
 
 export const DB_NAME = 'rerun-analytics';
 export const DB_VERSION = 2; // 1: config only (first versions); 2: + outbox
@@ -60,10 +22,14 @@ export const CONFIG = 'config';
 export const OUTBOX = 'outbox';
 const CONFIG_KEY = 'config';
 const SIZE_KEY = 'outbox-size';
+/** A delivering tab marks what it is about to send (`flight:<session>`): no other tab evicts it. */
+const MARK = 'flight:';
+const MARK_MS = 45_000;
 /** The old web build's localStorage key: its id is adopted so existing users keep it. */
 export const LEGACY_KEY = 'rerun_config';
 /** IndexedDB can hang (a blocked upgrade, a wedged profile); past this we treat it as failed. */
 const TIMEOUT_MS = 3000;
+const MAX_BATCH = 500;
 
 export interface Storage {
   /** Runs `work` in one transaction over `stores`; resolves with its result once the transaction commits. */
@@ -73,31 +39,24 @@ export interface Storage {
 }
 
 /**
- * Our database, opened lazily (and upgraded) once per instance; a failed or closed connection
- * is opened afresh on the next use. Every use is bounded by TIMEOUT_MS.
+ * Our database, opened lazily once per instance; a failed or closed connection (another tab
+ * upgrading, site data cleared) is opened afresh on the next use. A newer build's higher version
+ * is opened as it is, if it still has our stores. Every use is bounded by TIMEOUT_MS.
  */
-export function openStorage(): Storage {
+export function openStorage(lost: () => void = () => undefined): Storage {
   let dbp: Promise<IDBDatabase> | undefined;
   let closed = false;
   const database = (): Promise<IDBDatabase> => {
     if (closed) return Promise.reject(new Error('storage closed (shut down)'));
-    if (dbp) return dbp;
-    const request = indexedDB.open(DB_NAME, DB_VERSION); // throws where IndexedDB does not exist
-    request.onupgradeneeded = () => {
-      const db = request.result;
-      if (!db.objectStoreNames.contains(CONFIG)) db.createObjectStore(CONFIG);
-      if (!db.objectStoreNames.contains(OUTBOX)) db.createObjectStore(OUTBOX);
-    };
-    const opening = promisifyRequest(request);
-    dbp = opening;
+    const opening = (dbp ??= open(DB_VERSION).catch((err: unknown) => (err instanceof DOMException && err.name === 'VersionError' ? open(undefined) : Promise.reject(err))));
     opening.then(
       (db) => {
         if (closed) return db.close();
         // Another tab upgrading to a newer version must not be blocked by us; nor a closed connection reused.
-        db.onversionchange = () => (db.close(), (dbp = undefined));
-        db.onclose = () => (dbp = undefined);
+        db.onversionchange = () => (db.close(), dbp === opening && (dbp = undefined), lost());
+        db.onclose = () => (dbp === opening && (dbp = undefined), lost()); // closed by the browser: site data cleared, or a disk error
       },
-      () => (dbp = undefined),
+      () => dbp === opening && (dbp = undefined),
     );
     return opening;
   };
@@ -111,6 +70,7 @@ export function openStorage(): Storage {
         let result: Awaited<ReturnType<typeof work>>;
         try {
           result = await work(tx);
+          tx.commit?.(); // now, not at the end of the task: a closing page may not get another
         } catch (err) {
           try {
             tx.abort(); // all or nothing: never half a change
@@ -133,106 +93,142 @@ export function openStorage(): Storage {
   };
 }
 
+function open(version: number | undefined): Promise<IDBDatabase> {
+  const request = version === undefined ? indexedDB.open(DB_NAME) : indexedDB.open(DB_NAME, version); // throws where IndexedDB does not exist
+  request.onupgradeneeded = () => {
+    const db = request.result;
+    if (!db.objectStoreNames.contains(CONFIG)) db.createObjectStore(CONFIG);
+    if (!db.objectStoreNames.contains(OUTBOX)) db.createObjectStore(OUTBOX);
+  };
+  return promisifyRequest(request).then((db) => {
+    if (db.objectStoreNames.contains(CONFIG) && db.objectStoreNames.contains(OUTBOX)) return db;
+    db.close();
+    throw new Error(`database "${DB_NAME}" version ${db.version} has no stores of ours`);
+  });
+}
+
 const read = <T>(tx: IDBTransaction, store: string, key: IDBValidKey) => promisifyRequest(tx.objectStore(store).get(key)) as Promise<T | undefined>;
 
-export interface ConfigStore {
-  /** Reads the config, creating (or migrating) it on first start. Rejects if storage fails. */
-  load(): Promise<StoredConfig>;
-  /**
-   * Applies `change` atomically and returns the stored result. With `emptyOutbox`, the outbox is
-   * emptied in the same transaction, and what it held is returned (it never left).
-   */
-  change(change: (config: StoredConfig) => StoredConfig, emptyOutbox?: boolean): Promise<{ config: StoredConfig; dropped: OutboxEntry[] }>;
+export interface Where {
+  projectKey: string;
+  apiHost: string;
+  sessionId: string;
+  /** The wall clock, for marks (never trusted from the future). */
+  wall(): number;
 }
 
-/** The config store. `sessionId` is recorded as the first session when this start makes the id. */
-export function configStore(db: Storage, sessionId: string): ConfigStore {
-  const change: ConfigStore['change'] = (fn, emptyOutbox = false) =>
-    db.transaction([CONFIG, OUTBOX], 'readwrite', async (tx) => {
-      const old = normalize(await read(tx, CONFIG, CONFIG_KEY)) ?? firstConfig(sessionId);
-      const config = fn(old);
-      tx.objectStore(CONFIG).put(config, CONFIG_KEY);
-      let dropped: OutboxEntry[] = [];
-      if (emptyOutbox) {
-        dropped = (await promisifyRequest(tx.objectStore(OUTBOX).getAll())) as OutboxEntry[];
-        tx.objectStore(OUTBOX).clear();
-        tx.objectStore(CONFIG).put({ count: 0, bytes: 0 }, SIZE_KEY);
-      }
-      return { config, dropped };
-    });
-  return { load: () => change((c) => c).then((r) => r.config), change };
+/** Carries out one storage op of the core; never rejects (a failure is `ok: false`). */
+export function runStorageOp(db: Storage, where: Where, op: StorageOp): Promise<StorageResult> {
+  const work = async (tx: IDBTransaction): Promise<StorageResult> => {
+    const { config, created } = await configOf(tx, where.sessionId);
+    if (op.op === 'read') return { ok: true, config, created, othersFlying: (await marked(tx, where.wall(), where.sessionId)).size > 0 };
+    if (op.op === 'change') return change(tx, where, config, created, op);
+    if (op.op === 'add') return add(tx, where, config, created, op.entries);
+    if (op.op === 'list') return list(tx, where, config, created);
+    await remove(tx, where, op.uuids);
+    return { ok: true, config, created };
+  };
+  return db.transaction([CONFIG, OUTBOX], 'readwrite', work).catch((err: unknown) => ({ ok: false, error: safeString(err instanceof Error ? err.message : err).slice(0, 200) }));
 }
 
-/**
- * The outbox's storage. Its size (count and bytes) is kept beside the config and changed in the
- * same transactions as the entries, so every tab sees one true size without reading every entry.
- */
-export const outboxStore = (db: Storage) => ({
-  /** Adds entries; past `limits`, removes the oldest first. Returns what was removed. */
-  add(entries: OutboxEntry[], limits: OutboxSize): Promise<OutboxEntry[]> {
-    return db.transaction([CONFIG, OUTBOX], 'readwrite', async (tx) => {
-      const box = tx.objectStore(OUTBOX);
-      const size = await sizeOf(tx);
-      for (const e of entries) {
-        box.put(e, e.uuid);
-        size.count++;
-        size.bytes += e.bytes;
-      }
-      const evicted: OutboxEntry[] = [];
-      if (size.count > limits.count || size.bytes > limits.bytes) {
-        // Oldest first: keys are time-ordered UUIDs.
-        await new Promise<void>((resolve, reject) => {
-          const cursor = box.openCursor();
-          cursor.onerror = () => reject(cursor.error);
-          cursor.onsuccess = () => {
-            const c = cursor.result;
-            if (!c || (size.count <= limits.count && size.bytes <= limits.bytes)) return resolve();
-            const e = c.value as OutboxEntry;
-            evicted.push(e);
-            size.count--;
-            size.bytes -= e.bytes;
-            c.delete();
-            c.continue();
-          };
-        });
-      }
-      tx.objectStore(CONFIG).put(size, SIZE_KEY);
-      return evicted;
-    });
-  },
+/** The stored config; created (or migrated) if missing: a first start, or site data cleared. */
+async function configOf(tx: IDBTransaction, sessionId: string): Promise<{ config: StoredConfig; created: boolean }> {
+  const raw = await read<Record<string, unknown>>(tx, CONFIG, CONFIG_KEY);
+  const stored = normalize(raw);
+  if (stored && stored.analyticsId !== raw?.analyticsId) tx.objectStore(CONFIG).put(stored, CONFIG_KEY); // an id made now is kept, once
+  if (stored) return { config: stored, created: false };
+  const config = firstConfig(sessionId);
+  tx.objectStore(CONFIG).put(config, CONFIG_KEY);
+  return { config, created: true };
+}
 
-  /**
-   * Every waiting entry for this project and host, oldest first, with the stored config read in
-   * the same transaction: the id and choice they are judged by are the ones stored with them.
-   */
-  list(projectKey: string, apiHost: string): Promise<{ entries: OutboxEntry[]; config: StoredConfig | undefined }> {
-    return db.transaction([CONFIG, OUTBOX], 'readonly', async (tx) => {
-      const [all, config] = await Promise.all([promisifyRequest(tx.objectStore(OUTBOX).getAll()) as Promise<OutboxEntry[]>, read(tx, CONFIG, CONFIG_KEY)]);
-      return { entries: all.filter((e) => e.projectKey === projectKey && e.apiHost === apiHost), config: normalize(config) };
-    });
-  },
+async function change(tx: IDBTransaction, where: Where, old: StoredConfig, created: boolean, op: StorageOp & { op: 'change' }): Promise<StorageResult> {
+  const config = applyChange(old, op.change);
+  tx.objectStore(CONFIG).put(config, CONFIG_KEY);
+  if (!op.empty) return { ok: true, config, created };
+  const all = (await promisifyRequest(tx.objectStore(OUTBOX).getAll())) as OutboxEntry[];
+  const flying = await marked(tx, where.wall());
+  const others = await marked(tx, where.wall(), where.sessionId);
+  tx.objectStore(OUTBOX).clear();
+  tx.objectStore(CONFIG).put({ count: 0, bytes: 0 }, SIZE_KEY);
+  return { ok: true, config, created, othersFlying: others.size > 0, dropped: all.filter((e) => !flying.has(e.uuid)) }; // those in flight are their sender's to report
+}
 
-  /** Removes entries (delivered, or dropped for good). Entries already gone are skipped. */
-  remove(uuids: string[]): Promise<void> {
-    return db.transaction([CONFIG, OUTBOX], 'readwrite', async (tx) => {
-      const box = tx.objectStore(OUTBOX);
-      const size = await sizeOf(tx);
-      const found = await Promise.all(uuids.map((u) => promisifyRequest(box.get(u)) as Promise<OutboxEntry | undefined>));
-      for (const e of found) {
-        if (!e) continue;
-        box.delete(e.uuid);
+/** Adds entries recorded under the stored id while the stored choice is not off; past the bounds, the oldest not in flight go. */
+async function add(tx: IDBTransaction, where: Where, config: StoredConfig, created: boolean, entries: OutboxEntry[]): Promise<StorageResult> {
+  const refused = entries.filter((e) => config.choice === 'disabled' || e.distinctId !== config.analyticsId).map((e) => e.uuid);
+  const box = tx.objectStore(OUTBOX);
+  const size = await sizeOf(tx);
+  for (const e of entries) {
+    if (refused.includes(e.uuid)) continue;
+    const had = (await read<OutboxEntry>(tx, OUTBOX, e.uuid)) !== undefined;
+    box.put(e, e.uuid);
+    if (!had) (size.count++, (size.bytes += e.bytes));
+  }
+  const dropped = size.count > OUTBOX_LIMITS.count || size.bytes > OUTBOX_LIMITS.bytes ? await evict(tx, size, await marked(tx, where.wall())) : [];
+  tx.objectStore(CONFIG).put(size, SIZE_KEY);
+  return { ok: true, config, created, dropped, ...(refused.length ? { refused } : {}) };
+}
+
+/** Oldest first (keys are time-ordered UUIDs), skipping what a tab has in flight. */
+function evict(tx: IDBTransaction, size: OutboxSize, flying: Set<string>): Promise<OutboxEntry[]> {
+  const evicted: OutboxEntry[] = [];
+  return new Promise((resolve, reject) => {
+    const cursor = tx.objectStore(OUTBOX).openCursor();
+    cursor.onerror = () => reject(cursor.error);
+    cursor.onsuccess = () => {
+      const c = cursor.result;
+      if (!c || (size.count <= OUTBOX_LIMITS.count && size.bytes <= OUTBOX_LIMITS.bytes)) return resolve(evicted);
+      const e = c.value as OutboxEntry;
+      if (!flying.has(e.uuid)) {
+        evicted.push(e);
         size.count--;
         size.bytes -= e.bytes;
+        c.delete();
       }
-      tx.objectStore(CONFIG).put(size, SIZE_KEY);
-    });
-  },
+      c.continue();
+    };
+  });
+}
 
-  size(): Promise<OutboxSize> {
-    return db.transaction([CONFIG, OUTBOX], 'readonly', sizeOf);
-  },
-});
+/** Every waiting entry of this project and host, oldest first; the oldest are marked as about to be sent by this tab. */
+async function list(tx: IDBTransaction, where: Where, config: StoredConfig, created: boolean): Promise<StorageResult> {
+  const all = (await promisifyRequest(tx.objectStore(OUTBOX).getAll())) as OutboxEntry[];
+  const entries = all.filter((e) => e.projectKey === where.projectKey && e.apiHost === where.apiHost);
+  if (entries.length) tx.objectStore(CONFIG).put({ uuids: entries.slice(0, MAX_BATCH).map((e) => e.uuid), until: where.wall() + MARK_MS }, MARK + where.sessionId);
+  return { ok: true, config, created, entries };
+}
 
+/** Removes entries (delivered, or dropped for good; those already gone are skipped) and this tab's mark. */
+async function remove(tx: IDBTransaction, where: Where, uuids: string[]): Promise<void> {
+  const box = tx.objectStore(OUTBOX);
+  const size = await sizeOf(tx);
+  const found = await Promise.all(uuids.map((u) => promisifyRequest(box.get(u)) as Promise<OutboxEntry | undefined>));
+  for (const e of found) {
+    if (!e) continue;
+    box.delete(e.uuid);
+    size.count--;
+    size.bytes -= e.bytes;
+  }
+  tx.objectStore(CONFIG).put(size, SIZE_KEY);
+  tx.objectStore(CONFIG).delete(MARK + where.sessionId);
+}
+
+/** What tabs have in flight: marks that have not expired — and are not from the future (a clock that stepped). */
+async function marked(tx: IDBTransaction, wall: number, except?: string): Promise<Set<string>> {
+  const range = IDBKeyRange.bound(MARK, `${MARK}\uffff`);
+  const [keys, marks] = (await Promise.all([promisifyRequest(tx.objectStore(CONFIG).getAllKeys(range)), promisifyRequest(tx.objectStore(CONFIG).getAll(range))])) as [IDBValidKey[], { uuids?: unknown; until?: unknown }[]];
+  const uuids = new Set<string>();
+  for (const [i, m] of marks.entries()) {
+    if (keys[i] === MARK + except) continue;
+    const left = Number(m?.until) - wall;
+    if (left > 0 && left <= MARK_MS && Array.isArray(m.uuids)) for (const u of m.uuids) uuids.add(String(u));
+  }
+  return uuids;
+}
+
+/** The outbox's size (count and bytes), for config(). */
+export const outboxSize = (db: Storage): Promise<OutboxSize> => db.transaction([CONFIG, OUTBOX], 'readonly', sizeOf);
 
 /** The stored size, recounted from the entries if it is missing or impossible (never trusted blindly). */
 async function sizeOf(tx: IDBTransaction): Promise<OutboxSize> {
@@ -267,7 +263,7 @@ function firstConfig(sessionId: string): StoredConfig {
   return { analyticsId: newAnalyticsId(), choice: 'unset', metadata: {}, firstSessionId: sessionId };
 }
 
-function readLegacy(): { analyticsId: string; metadata: Metadata } | undefined {
+function readLegacy(): { analyticsId: string; metadata: StoredConfig['metadata'] } | undefined {
   try {
     const parsed: unknown = JSON.parse(globalThis.localStorage?.getItem(LEGACY_KEY) ?? 'null');
     if (!isRecord(parsed) || typeof parsed.analytics_id !== 'string' || !parsed.analytics_id) return undefined;
@@ -284,22 +280,6 @@ export function forgetLegacy(): void {
   } catch {
     // sandboxed localStorage: there is nothing we could have adopted either
   }
-}
-
-/** Metadata keys, at most; longer keys and strings are dropped (metadata rides on every $identify). */
-const MAX_METADATA_KEYS = 64;
-const MAX_METADATA_LENGTH = 1024;
-
-/** Metadata as plain values; the native `{"String": "x"}` shape is unwrapped; anything else is dropped. */
-export function plainMetadata(value: unknown): Metadata {
-  if (!isRecord(value)) return {};
-  const kept: [string, MetadataValue][] = [];
-  for (const [k, v] of Object.entries(value)) {
-    const plain = unwrapNative(v)?.value ?? v;
-    const ok = typeof plain === 'string' ? plain.length <= MAX_METADATA_LENGTH : typeof plain === 'boolean' || (typeof plain === 'number' && Number.isFinite(plain));
-    if (ok && k.length <= 200 && k !== '__proto__' && kept.length < MAX_METADATA_KEYS) kept.push([k, plain as MetadataValue]);
-  }
-  return Object.fromEntries(kept); // own keys only, even one named "__proto__"
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {

@@ -16,11 +16,32 @@ interface Opened {
 const pages = new Map<string, Opened>();
 let counter = 0;
 
+/**
+ * What a route does with the requests it matches: block them ('abort'), let them through a
+ * second late ('delay'), as usual ('continue'), answer 404 ('notfound'), or never answer ('hang').
+ */
+export type RouteAction = 'abort' | 'delay' | 'continue' | 'notfound' | 'hang';
+/** A route set up by openPage before the page loads. `flags` (even '') makes `pattern` a RegExp source. */
+export interface RouteSpec {
+  pattern: string;
+  action: RouteAction;
+  flags?: string;
+}
+
+async function applyRoute(page: Page, { pattern, action, flags }: RouteSpec): Promise<void> {
+  const url = flags === undefined ? pattern : new RegExp(pattern, flags);
+  if (flags === undefined) await page.unroute(pattern);
+  if (action === 'abort') await page.route(url, (route) => route.abort());
+  if (action === 'delay') await page.route(url, (route) => setTimeout(() => void route.continue().catch(() => undefined), 1000));
+  if (action === 'notfound') await page.route(url, (route) => route.fulfill({ status: 404, contentType: 'text/plain', body: 'not found' }));
+  if (action === 'hang') await page.route(url, () => undefined); // never continued, never answered
+}
+
 type Ctx = Parameters<BrowserCommand<[]>>[0] & { page: Page; context: import('playwright').BrowserContext };
 
 export const pageCommands = {
-  /** Opens `path` (resolved against the test page) in a new tab; `initScript` runs before page scripts. */
-  async openPage(ctx: Ctx, path: string, initScript?: string): Promise<string> {
+  /** Opens `path` (resolved against the test page) in a new tab; `initScript` runs before page scripts; `routes` apply from its very first request. */
+  async openPage(ctx: Ctx, path: string, initScript?: string, routes: RouteSpec[] = []): Promise<string> {
     const page = await ctx.context.newPage();
     const id = `p${++counter}`;
     const opened: Opened = { page, requests: [], posts: [], console: [] };
@@ -30,6 +51,7 @@ export const pageCommands = {
     });
     page.on('console', (m) => opened.console.push(`${m.type()}: ${m.text()}`));
     if (initScript) await page.addInitScript(initScript);
+    for (const route of routes) await applyRoute(page, route);
     pages.set(id, opened);
     await page.goto(new URL(path, ctx.page.url()).href);
     return id;
@@ -53,12 +75,23 @@ export const pageCommands = {
   async pageClickCheckbox(_ctx: Ctx, id: string, name: string): Promise<void> {
     await get(id).page.getByRole('checkbox', { name }).click();
   },
-  /** Requests matching `pattern`: blocked ('abort'), let through a second late ('delay'), or as usual ('continue'). */
-  async pageRoute(_ctx: Ctx, id: string, pattern: string, action: 'abort' | 'delay' | 'continue'): Promise<void> {
-    const { page } = get(id);
-    await page.unroute(pattern);
-    if (action === 'abort') await page.route(pattern, (route) => route.abort());
-    if (action === 'delay') await page.route(pattern, (route) => setTimeout(() => void route.continue().catch(() => undefined), 1000));
+  /** Requests matching `pattern` (a glob; a RegExp source when `flags` is given): see RouteAction. */
+  async pageRoute(_ctx: Ctx, id: string, pattern: string, action: RouteAction, flags?: string): Promise<void> {
+    await applyRoute(get(id).page, { pattern, action, ...(flags === undefined ? {} : { flags }) });
+  },
+  /** Navigates the page to `path` (resolved against the test page), as a link would; resolves once it loaded. */
+  async pageGoto(ctx: Ctx, id: string, path: string): Promise<void> {
+    await get(id).page.goto(new URL(path, ctx.page.url()).href);
+  },
+  /** Sends one Chrome DevTools Protocol command in the page's own session (e.g. Storage.clearDataForOrigin). */
+  async pageCdp(_ctx: Ctx, id: string, method: string, params: Record<string, unknown> = {}): Promise<unknown> {
+    const opened = get(id);
+    const cdp = (opened.cdp ??= await opened.page.context().newCDPSession(opened.page));
+    return cdp.send(method as 'Browser.getVersion', params as never);
+  },
+  /** The page's URL now (after navigations). */
+  async pageUrl(_ctx: Ctx, id: string): Promise<string> {
+    return get(id).page.url();
   },
   async pagePosts(_ctx: Ctx, id: string): Promise<{ url: string; body: string | null }[]> {
     return [...get(id).posts];

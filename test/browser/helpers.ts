@@ -10,6 +10,7 @@ import { CONFIG, OUTBOX, openStorage, type OutboxEntry, type StoredConfig } from
 export const db = openStorage();
 const transaction = db.transaction;
 import type { ReceivedEvent, RequestLogEntry } from '../../dev/capture-sink';
+import type { RouteAction, RouteSpec } from '../page-commands';
 
 export const sinkUrl = inject('sinkUrl');
 
@@ -20,7 +21,7 @@ export async function received(key?: string): Promise<{ events: ReceivedEvent[];
   return res.json();
 }
 
-/** Fault injection: the sink answers the next requests of `key` as `query` says (count, status, delayMs, reset, quota, retryAfter). */
+/** Fault injection: the sink answers the next requests of `key` as `query` says (count, status, delayMs, reset, quota, retryAfter, keep, redirect). */
 export const failNext = (key: string, query: string) => fetch(`${sinkUrl}/__sink/fail?key=${key}&${query}`, { method: 'POST' });
 
 /** Makes writes to the outbox store fail (disk full) until the returned function is called. */
@@ -88,14 +89,17 @@ afterEach(async () => {
 
 /** Typed wrappers around the page commands (test/page-commands.ts). */
 type PageCommands = {
-  openPage(path: string, initScript?: string): Promise<string>;
+  openPage(path: string, initScript?: string, routes?: RouteSpec[]): Promise<string>;
   pageEval(id: string, expression: string): Promise<unknown>;
   pageReload(id: string): Promise<void>;
   pageRequests(id: string): Promise<string[]>;
   contextCookies(): Promise<{ name: string; domain: string }[]>;
   pageClickCheckbox(id: string, name: string): Promise<void>;
   closePage(id: string): Promise<void>;
-  pageRoute(id: string, pattern: string, action: 'abort' | 'delay' | 'continue'): Promise<void>;
+  pageRoute(id: string, pattern: string, action: RouteAction, flags?: string): Promise<void>;
+  pageGoto(id: string, path: string): Promise<void>;
+  pageCdp(id: string, method: string, params?: Record<string, unknown>): Promise<unknown>;
+  pageUrl(id: string): Promise<string>;
   pageConsole(id: string): Promise<string[]>;
   pagePosts(id: string): Promise<{ url: string; body: string | null }[]>;
   pageCrash(id: string): Promise<void>;
@@ -104,8 +108,10 @@ type PageCommands = {
 export const pages = commands as unknown as PageCommands;
 
 /** Opens the fixture host page in a new tab of this browser context. */
-export function openApp(key: string, extra = '', initScript?: string): Promise<string> {
-  return pages.openPage(`/test/fixtures/app.html?key=${key}&sink=${encodeURIComponent(sinkUrl)}${extra}`, initScript);
+export function openApp(key: string, extra = '', initScript?: string, routes?: RouteSpec[]): Promise<string> {
+  const path = `/test/fixtures/app.html?key=${key}&sink=${encodeURIComponent(sinkUrl)}${extra}`;
+  // (An undefined argument before a defined one does not survive the trip to the command: pass '' for none.)
+  return routes ? pages.openPage(path, initScript ?? '', routes) : pages.openPage(path, initScript);
 }
 
 /** Init scripts that set what the browser says, before any page script runs. */

@@ -2,7 +2,7 @@
 // crash, a closed tab, an offline device, a blocked transport, a failing endpoint — delivers each
 // once, from one tab at a time, in one request per flush window; and an opt-out empties it.
 import { describe, expect, test } from 'vitest';
-import { OUTBOX_LIMITS } from '../../src/4-outbox';
+import { OUTBOX_LIMITS } from '../../src/decide/config';
 import { INIT, db, failNext, failOutboxWrites, openApp, outboxEntries, pages, received, sinkUrl, sleep, start, waitFor } from './helpers';
 import { CONFIG, OUTBOX, type OutboxEntry } from '../../src/store';
 
