@@ -125,7 +125,7 @@ export function runStorageOp(db: Storage, where: Where, op: StorageOp): Promise<
     if (op.op === 'change') return change(tx, where, config, created, op);
     if (op.op === 'add') return add(tx, where, config, created, op.entries);
     if (op.op === 'list') return list(tx, where, config, created);
-    await remove(tx, where, op.uuids);
+    await remove(tx, where, op.uuids, op.unmark);
     return { ok: true, config, created };
   };
   return db.transaction([CONFIG, OUTBOX], 'readwrite', work).catch((err: unknown) => ({ ok: false, error: safeString(err instanceof Error ? err.message : err).slice(0, 200) }));
@@ -156,7 +156,7 @@ async function change(tx: IDBTransaction, where: Where, old: StoredConfig, creat
 
 /** Adds entries recorded under the stored id while the stored choice is not off; past the bounds, the oldest not in flight go. */
 async function add(tx: IDBTransaction, where: Where, config: StoredConfig, created: boolean, entries: OutboxEntry[]): Promise<StorageResult> {
-  const refused = entries.filter((e) => config.choice === 'disabled' || e.distinctId !== config.analyticsId).map((e) => e.uuid);
+  const refused = entries.filter((e) => config.choice === 'disabled' || e.distinctId !== config.analyticsId || (e.cut ?? 0) !== (config.cut ?? 0)).map((e) => e.uuid);
   const box = tx.objectStore(OUTBOX);
   const size = await sizeOf(tx);
   for (const e of entries) {
@@ -200,7 +200,7 @@ async function list(tx: IDBTransaction, where: Where, config: StoredConfig, crea
 }
 
 /** Removes entries (delivered, or dropped for good; those already gone are skipped) and this tab's mark. */
-async function remove(tx: IDBTransaction, where: Where, uuids: string[]): Promise<void> {
+async function remove(tx: IDBTransaction, where: Where, uuids: string[], unmark: boolean): Promise<void> {
   const box = tx.objectStore(OUTBOX);
   const size = await sizeOf(tx);
   const found = await Promise.all(uuids.map((u) => promisifyRequest(box.get(u)) as Promise<OutboxEntry | undefined>));
@@ -211,7 +211,7 @@ async function remove(tx: IDBTransaction, where: Where, uuids: string[]): Promis
     size.bytes -= e.bytes;
   }
   tx.objectStore(CONFIG).put(size, SIZE_KEY);
-  tx.objectStore(CONFIG).delete(MARK + where.sessionId);
+  if (unmark) tx.objectStore(CONFIG).delete(MARK + where.sessionId);
 }
 
 /** What tabs have in flight: marks that have not expired — and are not from the future (a clock that stepped). */
@@ -253,6 +253,8 @@ function normalize(value: unknown): StoredConfig | undefined {
     ...(typeof value.choiceTime === 'string' ? { choiceTime: value.choiceTime } : {}),
     metadata: plainMetadata(value.metadata),
     ...(typeof value.firstSessionId === 'string' ? { firstSessionId: value.firstSessionId } : {}),
+    ...(Number.isSafeInteger(value.cut) ? { cut: value.cut as number } : {}),
+    ...(Number.isFinite(value.cutAt) ? { cutAt: value.cutAt as number } : {}),
   };
 }
 

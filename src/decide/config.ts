@@ -19,6 +19,9 @@ export interface StoredConfig {
   metadata: Metadata;
   /** The page load that made this id (first-run grace); absent for ids adopted or made before. */
   firstSessionId?: string;
+  /** How many opt-outs and clears have emptied the outbox; when the last was asked for (wall clock). */
+  cut?: number;
+  cutAt?: number;
 }
 
 /** One event waiting in the outbox: everything needed to send it from any tab, on any later visit. */
@@ -43,6 +46,8 @@ export interface OutboxEntry {
   note?: string;
   /** Its size as JSON, for the outbox's byte bound. */
   bytes: number;
+  /** The config's `cut` it was accepted under: after another opt-out or clear, it is refused. */
+  cut?: number;
 }
 
 export interface OutboxSize {
@@ -64,6 +69,7 @@ export function applyChange(c: StoredConfig, change: ConfigChange): StoredConfig
   if (change.choice) (next.choice = change.choice), (next.choiceTime = change.choiceTime);
   if (change.analyticsId) (next.analyticsId = change.analyticsId), (next.metadata = {}), delete next.firstSessionId;
   if (change.metadata) next.metadata = plainMetadata({ ...next.metadata, ...change.metadata }); // bounded again after the merge
+  if (change.cutAt !== undefined) (next.cut = (c.cut ?? 0) + 1), (next.cutAt = change.cutAt);
   return next;
 }
 

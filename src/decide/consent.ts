@@ -35,8 +35,11 @@ function storedFact(st: State) {
 
 /** The change this tab still has to store, if any (an opt-out first). */
 export function pendingChange(st: State): { change: ConfigChange; empty: boolean } | undefined {
-  if (st.wish) return { change: { choice: st.wish.choice, choiceTime: st.wish.choiceTime }, empty: st.wish.choice === 'disabled' };
-  if (st.clearing) return { change: { analyticsId: st.clearing.analyticsId }, empty: true };
+  if (st.wish) {
+    const empty = st.wish.choice === 'disabled' || st.wish.empty === true;
+    return { change: { choice: st.wish.choice, choiceTime: st.wish.choiceTime, ...(empty ? { cutAt: st.wish.at } : {}) }, empty };
+  }
+  if (st.clearing) return { change: { analyticsId: st.clearing.analyticsId, cutAt: st.clearing.at }, empty: true };
   if (st.metadata) return { change: { metadata: st.metadata.metadata }, empty: false };
   return undefined;
 }
@@ -46,13 +49,14 @@ export function onSetChoice(st: State, fx: Fx, f: Fact & { type: 'set-choice' })
   const asks = st.wish?.choice === choice ? [...st.wish.asks, f.ask] : [f.ask];
   // An earlier wish's askers are answered now: the newer choice replaces theirs.
   if (st.wish && st.wish.choice !== choice) for (const ask of st.wish.asks) fx.push({ type: 'done', ask });
-  st.wish = { choice, choiceTime: new Date(f.wall).toISOString(), asks };
+  const empty = st.wish?.choice === 'disabled' || st.wish?.empty === true; // an opt-out not yet stored still ends what came before it
+  st.wish = { choice, choiceTime: new Date(f.wall).toISOString(), asks, at: empty ? (st.wish?.at ?? f.wall) : f.wall, ...(empty ? { empty } : {}) };
   if (choice === 'disabled') discardAll(st, fx, 'user-opted-out'); // at once, before the write
 }
 
 export function onClear(st: State, fx: Fx, f: Fact & { type: 'clear' }): void {
   discardAll(st, fx, 'cleared');
-  st.clearing = { analyticsId: f.analyticsId, asks: [...(st.clearing?.asks ?? []), f.ask] };
+  st.clearing = { analyticsId: f.analyticsId, asks: [...(st.clearing?.asks ?? []), f.ask], at: st.clearing?.at ?? f.wall };
   st.config = applyChange(st.config, { analyticsId: f.analyticsId });
 }
 
@@ -67,10 +71,12 @@ export function onHeard(st: State, fx: Fx, f: Fact & { type: 'heard' }): void {
   if (st.closed) return;
   st.heardSeq = st.seq;
   st.stale = true;
-  if (f.choice === 'disabled' && st.config.choice !== 'disabled') {
-    st.config = { ...st.config, choice: 'disabled' };
-    heardOff(st, fx, 'user-opted-out');
-  }
+  if (f.choice === 'disabled') {
+    st.heardOff = true; // until a choice stored after it says otherwise (a newer opt-in), even if that opt-out was never stored
+    if (st.wish?.choice === 'enabled') for (const ask of st.wish.asks.splice(0)) fx.push({ type: 'done', ask });
+    if (st.wish?.choice === 'enabled') st.wish = undefined; // an older opt-in of ours, not yet stored, does not override it
+    if (st.config.choice !== 'disabled') (st.config = { ...st.config, choice: 'disabled' }), heardOff(st, fx, 'user-opted-out');
+  } else if (f.choice === 'enabled' && f.change === 'choice') st.heardOff = false;
   if (f.change === 'clear') heardOff(st, fx, 'cleared'); // nothing may leave under the old id
 }
 
@@ -81,7 +87,7 @@ export function onHeard(st: State, fx: Fx, f: Fact & { type: 'heard' }): void {
 function heardOff(st: State, fx: Fx, reason: string): void {
   abortFlight(st, fx, reason);
   dropUnwritten(st, fx, reason);
-  for (const e of [...st.known.values()]) drop(st, fx, e, reason, false);
+  for (const e of [...st.known.values()]) drop(st, fx, e, reason); // audited here: so removed from storage too, whatever the other tab managed to store
 }
 
 /** A storage result: its config is what is stored now. */
@@ -89,7 +95,8 @@ export function adopt(st: State, fx: Fx, op: StorageOp, seq: number, r: StorageR
   if (!r.ok || !r.config) return;
   const was = st.config;
   let config = r.config;
-  if (seq < st.heardSeq && config.choice !== 'disabled' && was.choice === 'disabled') config = { ...config, choice: 'disabled' }; // older than what we heard
+  if (op.op === 'change' && op.change.choice) st.heardOff = false; // our own choice, stored after what we heard
+  if ((seq < st.heardSeq || st.heardOff) && config.choice !== 'disabled' && was.choice === 'disabled') config = { ...config, choice: 'disabled' }; // older than what we heard
   if (st.loaded && r.created) erased(st, fx, was, config);
   else if (st.loaded && config.analyticsId !== was.analyticsId && !st.clearing) heardOff(st, fx, 'cleared');
   st.config = st.clearing ? applyChange(config, { analyticsId: st.clearing.analyticsId }) : config;
@@ -107,7 +114,7 @@ export function adopt(st: State, fx: Fx, op: StorageOp, seq: number, r: StorageR
  */
 function erased(st: State, fx: Fx, was: StoredConfig, now: StoredConfig): void {
   heardOff(st, fx, 'cleared: the site data was cleared');
-  if (was.choice === 'disabled' && now.choice !== 'disabled' && !st.wish) st.wish = { choice: 'disabled', choiceTime: was.choiceTime ?? new Date(st.wall).toISOString(), asks: [] };
+  if (was.choice === 'disabled' && now.choice !== 'disabled' && !st.wish) st.wish = { choice: 'disabled', choiceTime: was.choiceTime ?? new Date(st.wall).toISOString(), asks: [], at: st.wall };
 }
 
 /** Our own change is stored: say so to the other tabs, answer the host. */
@@ -119,7 +126,6 @@ function changed(st: State, fx: Fx, op: StorageOp & { op: 'change' }, othersFlyi
   else if (change.analyticsId && st.clearing?.analyticsId === change.analyticsId) (kind = 'clear'), (asks = st.clearing.asks), (st.clearing = undefined);
   else if (change.metadata && st.metadata?.metadata === change.metadata) (asks = st.metadata.asks), (st.metadata = undefined);
   else return; // replaced meanwhile by a newer wish: that one is written next
-  if (op.empty) st.discarded.clear();
   fx.push({ type: 'announce', change: kind, choice: st.config.choice });
   // "Off" means nothing recorded before it arrives after the host is told: wait for other tabs' requests in flight to end (bounded).
   if (op.empty && othersFlying) st.settling = { asks: [...(st.settling?.asks ?? []), ...asks], until: st.now + SETTLE_MS, checkAt: st.now };
@@ -162,4 +168,9 @@ function pageOff(st: State, fx: Fx, reason: string): void {
   for (const h of st.held) drop(st, fx, { uuid: h.uuid, kind: h.event.kind, name: h.event.name }, reason, false);
   st.held = [];
   if (st.mode === 'memory') dropUnwritten(st, fx, reason);
+}
+
+/** The cut new entries are accepted under: the stored one, plus this tab's emptying changes not yet stored (they are stored first). */
+export function cutNow(st: State): number {
+  return (st.config.cut ?? 0) + (st.wish && (st.wish.choice === 'disabled' || st.wish.empty) ? 1 : 0) + (st.clearing ? 1 : 0);
 }

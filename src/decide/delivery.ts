@@ -5,7 +5,7 @@ import { userSaidNo } from '../3-consent-gate.js';
 import type { Valid } from '../2-validate.js';
 import { allowListed, wireName, type WireEvent } from '../5-allow-list.js';
 import { expired, OUTBOX_LIMITS, OUTBOX_TTL_MS, type OutboxEntry } from './config.js';
-import { gate } from './consent.js';
+import { cutNow, gate } from './consent.js';
 import { drop } from './outcomes.js';
 import type { Effect, Fact, State, StorageResult } from './types.js';
 
@@ -61,7 +61,11 @@ export function release(st: State, fx: Fx): void {
   if (!st.held.length || gate(st).reason === 'loading') return;
   const held = st.held;
   st.held = [];
-  for (const h of held) admit(st, fx, h.event, h.uuid);
+  for (const h of held) {
+    // Recorded before the storage it waited for was read: an opt-out or clear stored meanwhile (as far as the clock tells) ends it.
+    if (st.config.cutAt !== undefined && st.config.cutAt <= st.wall && h.event.time <= st.config.cutAt) drop(st, fx, { uuid: h.uuid, kind: h.event.kind, name: h.event.name }, 'recorded before the last opt-out or clear', false);
+    else admit(st, fx, h.event, h.uuid);
+  }
 }
 
 /** Stamped with the id it is recorded under, staged for the next write. */
@@ -80,6 +84,7 @@ function keep(st: State, fx: Fx, e: Valid, uuid: string): OutboxEntry {
     ...(e.kind === 'Append' ? { eventId: ++st.eventCounter } : {}),
     ...(e.note ? { note: e.note } : {}),
     bytes: 0,
+    cut: cutNow(st),
   };
   entry.bytes = e.bytes + JSON.stringify({ ...entry, props: null }).length; // the props were measured by validate()
   st.known.set(uuid, entry);
@@ -129,6 +134,7 @@ export function judge(st: State, fx: Fx, entries: OutboxEntry[]): OutboxEntry[] 
     let reason: string | undefined;
     if (expired(e, st.wall)) reason = `expired: not delivered within ${OUTBOX_TTL_MS / 86_400_000} days`;
     else if (e.distinctId !== st.config.analyticsId) reason = 'cleared';
+    else if ((e.cut ?? 0) < (st.config.cut ?? 0)) reason = 'recorded before the last opt-out or clear';
     else if (userSaidNo(state)) reason = state.reason;
     else if (st.now < st.quotaUntil) reason = 'quota-limited: the endpoint said the project is over its quota (for a minute)';
     if (reason) drop(st, fx, e, reason);
@@ -144,13 +150,14 @@ export function onListed(st: State, fx: Fx, r: StorageResult): void {
   const unwritten = new Set(st.staged.map((e) => e.uuid));
   for (const uuid of [...st.known.keys()]) if (!listed.has(uuid) && !unwritten.has(uuid)) st.known.delete(uuid), st.attempts.delete(uuid); // ended elsewhere
   for (const e of entries) if (!st.removals.has(e.uuid)) st.known.set(e.uuid, e);
-  const ready = judge(st, fx, entries); // drops what never may leave, whoever lists
+  const marked = new Set(entries.slice(0, MAX_BATCH).map((e) => e.uuid)); // the list marked these in flight: only they may go now
+  const ready = judge(st, fx, entries).filter((e) => marked.has(e.uuid)); // drops what never may leave, whoever lists
   st.unmark = true; // the list marked what it may send; unless a request goes now, that mark ends
   if (!delivers(st)) return void (st.known.clear(), st.attempts.clear()); // the delivering tab keeps track of them
   if (st.flight) return;
   if (ready.length && st.transport !== 'ready') return void (st.flushAt = st.now); // once posthog-js is loaded (settle starts it)
-  if (ready.length > MAX_BATCH) st.passWanted = true;
-  send(st, fx, ready.slice(0, MAX_BATCH));
+  send(st, fx, ready);
+  if (entries.length > MAX_BATCH && st.flight) st.passWanted = true; // the rest after this answer
   if (st.flight) st.unmark = false;
 }
 
@@ -203,11 +210,17 @@ function retryLater(st: State, f: Fact & { type: 'answer' }): void {
 /** An add came back: evicted entries are dropped; refused ones too; a follower hands its own over. */
 export function onAdded(st: State, fx: Fx, entries: OutboxEntry[], r: StorageResult): void {
   for (const e of r.dropped ?? []) if (!st.removals.has(e.uuid)) drop(st, fx, e, FULL, false);
+  if (st.mode === 'memory') {
+    // Storage works again: back to it. What was accepted while this write was under way is written next.
+    st.mode = 'indexeddb';
+    st.modeProblem = undefined;
+    const written = new Set(entries.map((e) => e.uuid));
+    for (const e of st.known.values()) if (!written.has(e.uuid) && !st.flight?.uuids.includes(e.uuid)) st.staged.push(e);
+  }
   const refused = new Set(r.refused);
   const reason = r.config?.choice === 'disabled' ? 'user-opted-out' : 'cleared';
   for (const e of entries) if (refused.has(e.uuid) && st.known.has(e.uuid)) drop(st, fx, e, reason, false);
   if (refused.size === entries.length) return;
-  if (st.mode === 'memory') (st.mode = 'indexeddb'), (st.modeProblem = undefined); // storage works again
   if (!st.leading && (!st.wantLead || st.leadKnown)) {
     for (const e of entries) if (!st.flight?.uuids.includes(e.uuid)) st.known.delete(e.uuid), st.attempts.delete(e.uuid); // the delivering tab has them now
     fx.push({ type: 'wrote', flush: st.passWanted });
@@ -216,7 +229,10 @@ export function onAdded(st: State, fx: Fx, entries: OutboxEntry[], r: StorageRes
 }
 
 /** An add failed: what this tab accepted stays in its memory, and it delivers that itself. */
-export function addFailed(st: State, fx: Fx, error: string | undefined): void {
+export function addFailed(st: State, fx: Fx, failed: OutboxEntry[], error: string | undefined): void {
+  // Only what no storage holds is this tab's alone to send: what was written stays for the delivering tab.
+  const mine = new Set([...failed, ...st.staged].map((e) => e.uuid));
+  for (const uuid of [...st.known.keys()]) if (!mine.has(uuid) && !st.flight?.uuids.includes(uuid)) st.known.delete(uuid), st.attempts.delete(uuid);
   st.staged = []; // every staged entry is in `known` too
   st.mode = 'memory';
   trimMemory(st, fx);

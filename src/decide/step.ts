@@ -21,7 +21,7 @@ const SETTLE_POLL_MS = 50;
 export function initialState(s: Settings, now: number, wall: number, signals: Signals): State {
   return {
     s, now, wall, signals, random: 0.5, closed: false, page: 'shown',
-    config: { analyticsId: '', choice: 'unset', metadata: {} }, loaded: false, unreadable: false, stale: false, heardSeq: 0,
+    config: { analyticsId: '', choice: 'unset', metadata: {} }, loaded: false, unreadable: false, stale: false, heardOff: false, heardSeq: 0,
     held: [], notified: { enabled: false, reason: 'loading' }, eventCounter: 0,
     mode: 'indexeddb', staged: [], known: new Map(), attempts: new Map(), seq: 0,
     leading: false, wantLead: false, leadKnown: false, transport: 'not-loaded', loadFailures: 0, loadAgainAt: 0,
@@ -56,7 +56,9 @@ function handle(st: State, fx: Fx, f: Fact): void {
     case 'heard': return onHeard(st, fx, f);
     case 'wrote': return void (st.leading && (f.flush ? (st.passWanted = true) : (st.flushAt ??= st.now + st.s.intervalMs)));
     case 'answer': return onAnswer(st, fx, f);
-    case 'lead': return void ((st.leading = f.leading && st.wantLead), (st.leadKnown = true), st.leading && (st.flushAt ??= st.now + st.s.intervalMs)); // what earlier pages left goes in the next window
+    case 'lead':
+      if (st.leading && !f.leading) handOver(st);
+      return void ((st.leading = f.leading && st.wantLead), (st.leadKnown = true), st.leading && (st.flushAt ??= st.now + st.s.intervalMs)); // what earlier pages left goes in the next window
     case 'transport': return onTransport(st, fx, f);
     case 'page': return onPage(st, fx, f.page);
     case 'storage-lost': return void ((st.stale = true), (st.heardSeq = st.seq));
@@ -86,12 +88,13 @@ function onStored(st: State, fx: Fx, f: Fact & { type: 'stored' }): void {
   else if (op.op === 'change' && op.empty) {
     for (const e of r.dropped ?? []) if (!st.discarded.has(e.uuid) && !st.removals.has(e.uuid)) drop(st, fx, e, op.change.choice === 'disabled' ? 'user-opted-out' : 'cleared', false);
   }
+  if (!pendingChange(st)) st.discarded.clear(); // no emptying of ours is pending: nothing left to skip
 }
 
 function storageFailed(st: State, fx: Fx, op: StorageOp, error: string | undefined): void {
   st.storageRetryAt = st.now + backoff(st.storageFailures + 1, st.random);
-  if (op.op === 'add') return addFailed(st, fx, error);
-  if (op.op === 'list') st.lastError = `IndexedDB read failed: ${(error ?? '').slice(0, 200)}`;
+  if (op.op === 'add') return st.mode === 'indexeddb' ? addFailed(st, fx, op.entries, error) : undefined; // in memory already: tried again later
+  if (op.op === 'list') (st.lastError = `IndexedDB read failed: ${(error ?? '').slice(0, 200)}`), (st.flushAt = st.storageRetryAt); // the pass again, later
   if (op.op === 'read' || op.op === 'change') failed(st, fx, op);
 }
 
@@ -120,9 +123,12 @@ function settle(st: State, fx: Fx): void {
   if (st.closed) return;
   const state = notifyChange(st, fx);
   release(st, fx);
-  const want = state.enabled && st.mode === 'indexeddb' && !inGrace(st) && st.transport !== 'hung';
+  // Leads while the gate is on (and through a re-read of storage, which holds sending anyway).
+  const on = state.enabled || (state.reason === 'loading' && st.loaded && st.wantLead);
+  const want = on && st.mode === 'indexeddb' && !inGrace(st) && st.transport !== 'hung' && st.page !== 'closing'; // a leaving page hands over at once
   if (want !== st.wantLead) {
     st.wantLead = want;
+    if (st.leading) handOver(st);
     st.leading = st.leadKnown = false;
     fx.push({ type: 'lead', lead: want });
   }
@@ -139,6 +145,13 @@ function settle(st: State, fx: Fx): void {
   }
   answerAsks(st, fx);
   wake(st, fx);
+}
+
+/** No longer the delivering tab: what is stored is the next one's to track; this tab keeps only what it has not written. */
+function handOver(st: State): void {
+  if (st.mode === 'memory') return;
+  const unwritten = new Set(st.staged.map((e) => e.uuid));
+  for (const uuid of [...st.known.keys()]) if (!unwritten.has(uuid) && !st.flight?.uuids.includes(uuid)) st.known.delete(uuid), st.attempts.delete(uuid);
 }
 
 function issue(st: State, fx: Fx, op: StorageOp, urgent = false): void {
@@ -162,14 +175,14 @@ function nextOp(st: State, fx: Fx): StorageOp | undefined {
     return change ? { op: 'change', ...change } : { op: 'read' };
   }
   if (change) return { op: 'change', ...change };
-  if (st.unmark) {
+  if (st.unmark && !st.flight && st.now >= st.storageRetryAt) {
     st.unmark = false;
-    return { op: 'remove', uuids: [...st.removals] }; // also ends this tab's in-flight mark
+    return { op: 'remove', uuids: [...st.removals], unmark: true }; // also ends this tab's in-flight mark
   }
   if (st.stale || (st.settling && st.now >= st.settling.checkAt)) return { op: 'read' };
   if (st.staged.length && st.mode === 'indexeddb') return { op: 'add', entries: takeStaged(st) };
-  if (st.removals.size && st.now >= st.storageRetryAt) return { op: 'remove', uuids: [...st.removals] };
-  if (st.mode === 'memory' && st.known.size && st.now >= st.storageRetryAt && gate(st).enabled) return { op: 'add', entries: [...st.known.values()] };
+  if (st.removals.size && st.now >= st.storageRetryAt) return { op: 'remove', uuids: [...st.removals], unmark: !st.flight }; // a mark in flight stays
+  if (st.mode === 'memory' && st.now >= st.storageRetryAt && gate(st).enabled) return { op: 'add', entries: [...st.known.values()] }; // back to IndexedDB once a write succeeds
   if (st.sweep && st.mode === 'indexeddb') {
     st.sweep = false;
     return { op: 'list' };
@@ -211,9 +224,14 @@ function pass(st: State, fx: Fx): StorageOp | undefined {
 
 /** flush() is answered once nothing it asked for is under way; shutdown() once that is so too, or its time is up. */
 function answerAsks(st: State, fx: Fx): void {
+  if (st.settling && st.now >= st.settling.until) {
+    for (const ask of st.settling.asks) fx.push({ type: 'done', ask }); // bounded: the other tab's request had its time
+    st.settling = undefined;
+  }
   const busy = (!st.loaded && !st.unreadable) || st.passWanted || st.flight !== undefined || st.staged.length > 0 || (st.io !== undefined && st.io.op.op !== 'read' && st.io.op.op !== 'remove');
   if (!busy || st.closed) for (const ask of st.flushAsks.splice(0)) fx.push({ type: 'done', ask });
-  if (st.shutdownAsk === undefined || (busy && st.now < st.shutdownBy!)) return;
+  // shutdown() also waits (bounded) for a choice or clear() of the host's to be stored.
+  if (st.shutdownAsk === undefined || ((busy || pendingChange(st) !== undefined) && st.now < st.shutdownBy!)) return;
   // Closed: a request still in flight is stopped (what it carried stays stored for the next visit).
   abortFlight(st, fx);
   st.closed = true;
@@ -228,7 +246,7 @@ function answerAsks(st: State, fx: Fx): void {
 function wake(st: State, fx: Fx): void {
   if (st.closed) return;
   const waits = st.known.size > 0 || st.staged.length > 0;
-  const storageDue = !st.io && (st.unreadable || !st.loaded || st.removals.size > 0 || (st.mode === 'memory' && waits));
+  const storageDue = !st.io && (st.unreadable || !st.loaded || st.removals.size > 0 || st.mode === 'memory');
   // Only deadlines still ahead: one already past waits on an answer (storage, request, transport), which wakes us itself.
   const ahead = (t: number | undefined, when = true) => (when && t !== undefined && t > st.now ? t : Infinity);
   const at = Math.min(
@@ -238,6 +256,7 @@ function wake(st: State, fx: Fx): void {
     ahead(st.storageRetryAt, storageDue),
     ahead(st.shutdownBy),
     ahead(st.settling?.checkAt, !st.io),
+    ahead(st.settling?.until),
   );
   const next = at === Infinity ? undefined : at;
   if (next === st.wakeAt) return;

@@ -32,6 +32,8 @@ export interface ConfigChange {
   analyticsId?: string;
   /** Merged into what is stored (then bounded again). */
   metadata?: Metadata;
+  /** It empties the outbox: asked for at this wall-clock time (an opt-out or a clear). */
+  cutAt?: number;
 }
 
 /** Storage operations; one at a time per tab, each one transaction. */
@@ -44,8 +46,8 @@ export type StorageOp =
   | { op: 'add'; entries: OutboxEntry[] }
   /** Read every waiting entry of this project and mark the oldest as in flight (so no tab evicts them). */
   | { op: 'list' }
-  /** Remove delivered or dropped entries, and this tab's in-flight mark. */
-  | { op: 'remove'; uuids: string[] };
+  /** Remove delivered or dropped entries (and, with `unmark`, this tab's in-flight mark). */
+  | { op: 'remove'; uuids: string[]; unmark: boolean };
 
 /** What a storage operation found; `config` is the stored config as read in its transaction. */
 export interface StorageResult {
@@ -131,11 +133,13 @@ export interface State {
   unreadable: boolean;
   /** Heard that another tab changed the config: hold until it is read again. */
   stale: boolean;
+  /** Another tab announced an opt-out: off until this tab stores or hears a newer opt-in. */
+  heardOff: boolean;
   /** Storage ops issued since the last message heard: their result may predate it. */
   heardSeq: number;
   /** The user's choice not yet stored (retried until it is). */
-  wish?: { choice: 'enabled' | 'disabled'; choiceTime: string; asks: number[] };
-  clearing?: { analyticsId: string; asks: number[] };
+  wish?: { choice: 'enabled' | 'disabled'; choiceTime: string; asks: number[]; at: number; /** an opt-out not yet stored came first: the outbox is emptied all the same */ empty?: boolean };
+  clearing?: { analyticsId: string; asks: number[]; at: number };
   metadata?: { metadata: Metadata; asks: number[] };
   /** Events validated before the stored choice was read (bounded). */
   held: { event: Valid; uuid: string }[];

@@ -463,3 +463,35 @@ test('12. setMetadata() called again and again with new keys: at most 64 keys, i
   expect(storedKeys, 'stored metadata keys').toBeLessThanOrEqual(64);
   expect(keys, 'control: it did take keys').toBeGreaterThan(0);
 });
+
+describe('found by attacking the state machine (a second review)', () => {
+  test('setEnabled(false) then shutdown() at once: the opt-out is still stored and told to the other tabs', async () => {
+    const key = newKey('offshut');
+    const b = await app(key, '&flush=60000');
+    const a = await app(key, '&flush=60000');
+    await recordIn(a, 1);
+    await evalIn(a, `analytics.flush().then(() => { void analytics.setEnabled(false); return analytics.shutdown(); })`);
+    expect((await stored())?.choice, 'stored choice after shutdown()').toBe('disabled');
+    await waitFor(() => configOf(b), (c) => c.reason === 'user-opted-out', 10_000);
+  }, 30_000);
+
+  test('an opt-out whose write fails is announced, and another tab stays off though storage still says "unset"', async () => {
+    const key = newKey('offfail');
+    const b = await app(key, '&flush=100');
+    const a = await app(key, '&flush=100');
+    await waitFor(() => configOf(b), (c) => c.enabled, 10_000);
+    await evalIn(a, `analytics.ready.then(() => {
+      const put = IDBObjectStore.prototype.put;
+      IDBObjectStore.prototype.put = function (...args) { if (this.name === 'config') throw new DOMException('disk full', 'QuotaExceededError'); return put.apply(this, args); };
+      return analytics.setEnabled(false);
+    })`);
+    expect((await stored())?.choice, 'the write failed').not.toBe('disabled');
+    await waitFor(() => configOf(b), (c) => c.reason === 'user-opted-out', 10_000);
+    const t = Date.now();
+    await recordIn(b, 2, 'help-button-clicked');
+    await evalIn(b, 'analytics.flush()');
+    await sleep(2500); // B re-reads storage meanwhile; a read of "unset" does not undo what it heard
+    expect((await configOf(b)).enabled, 'B after re-reading').toBe(false);
+    expect(await receivedAfter(key, t), 'received from B after the opt-out').toEqual([]);
+  }, 30_000);
+});
