@@ -14,7 +14,7 @@ import { CATALOG, type Catalog } from './catalog.js';
 import { gate } from './decide/consent.js';
 import { delivers } from './decide/delivery.js';
 import { initialState, step } from './decide/step.js';
-import type { Effect, Input, State } from './decide/types.js';
+import type { Effect, Fact, Input, State } from './decide/types.js';
 import { disclosure } from './disclosure.js';
 import { lead, type Leadership } from './drain-lock.js';
 import { fromNative, nativeName } from './native.js';
@@ -22,7 +22,7 @@ import type { ResolvedOptions } from './options.js';
 import { safeString } from './plain.js';
 import { locationProps } from './root-domain.js';
 import { readSignals } from './signals.js';
-import { forgetLegacy, newAnalyticsId, openStorage, outboxSize, plainMetadata, runStorageOp, type Metadata } from './store.js';
+import { forgetLegacy, newAnalyticsId, openStorage, outboxSize, plainMetadata, runStorageOp, type Metadata, type Storage, type Where } from './store.js';
 import { connectTabs } from './tabs.js';
 
 export { HOLD_CAPACITY } from './decide/delivery.js';
@@ -77,8 +77,7 @@ export function startCore(opts: ResolvedOptions, notify: (state: ConsentState) =
   const catalog: Catalog = Object.freeze({ ...CATALOG, ...opts.events });
   const audit = createAudit(opts.auditCapacity);
   const sessionId = nanoid();
-  const db = openStorage(() => lost());
-  let lost = () => undefined as void;
+  const db = openStorage(() => shell.feed({ type: 'storage-lost' }));
   const where = { projectKey: opts.projectKey, apiHost: opts.apiHost, sessionId, wall: Date.now };
   const st = initialState(
     { projectKey: opts.projectKey, apiHost: opts.apiHost, intervalMs: opts.flushIntervalMs, firstRunGrace: opts.firstRunGrace, respectPrivacySignals: opts.respectPrivacySignals, devBuild: opts.devBuild, force: opts.force, embedderPolicyOff: opts.embedderPolicy === 'off', sessionId },
@@ -88,63 +87,22 @@ export function startCore(opts: ResolvedOptions, notify: (state: ConsentState) =
   );
   st.config.analyticsId = newAnalyticsId(); // never stored nor sent: shown until the stored one is read
   const shell = createShell(st, opts, db, where, audit, notify);
-  lost = () => shell.feed({ type: 'storage-lost' });
-  const dropped = (name: string, reason: string) => audit.add({ name, outcome: 'dropped', reason });
-
-  /** Events judged in one take, at most INTAKE_LIMIT (a native batch counts each of its events). */
-  let budget = 0;
-  let over = 0;
-  let valid: Valid[] = [];
-  const accept = (rec: Recorded) => {
-    const result = validate(rec, catalog, { app_env: opts.appEnv, ...locationProps(globalThis.location?.href ?? '') });
-    if (result.ok) valid.push(result.event);
-    else dropped(typeof rec.name === 'string' ? rec.name.slice(0, 100) : '(no name)', result.reason);
-  };
-  /** One queued call, judged; whatever goes wrong becomes an audit entry, never a throw. */
-  const judge = (kind: 0 | 1, a: unknown, b: unknown, time: number) => {
-    try {
-      if (kind === 0) {
-        if (b instanceof Unreadable) throw b.error;
-        if (budget-- <= 0) return void over++;
-        return accept({ name: a, props: b, time });
-      }
-      if (a instanceof Unreadable) throw a.error;
-      for (const read of fromNative(a)) {
-        if (budget-- <= 0) over++;
-        else if ('reason' in read) dropped(read.name, `malformed native event: ${read.reason}`);
-        else accept(read);
-      }
-    } catch (err) {
-      dropped(kind === 0 ? safeString(a).slice(0, 100) : nativeName(a), `internal error: ${safeString(err).slice(0, 200)}`);
-    }
-  };
+  const judge = createJudge(catalog, opts, audit);
+  const now = () => gate({ ...st, signals: readSignals() }); // a meta tag added since the last change counts too
 
   return {
     ready: shell.ready,
     take(intake) {
-      budget = INTAKE_LIMIT;
-      over = 0;
-      valid = [];
-      const refused = intake.drain(judge); // judge counts those past the budget here…
-      over += refused; // …and the intake those it refused
-      if (over) dropped(`(${over} events)`, `too many at once: more than ${INTAKE_LIMIT} recorded within one tick`);
+      const valid = judge(intake);
       if (valid.length) shell.feed({ type: 'record', events: valid, uuids: valid.map(() => uuid7(Date.now())) });
     },
-    state: () => gate({ ...st, signals: readSignals() }), // now: a meta tag added since the last change counts too
+    state: now,
     setEnabled: (enabled) => shell.ask((ask) => ({ type: 'set-choice', enabled, ask })),
     async config() {
       await shell.ready;
-      const { enabled, reason } = gate({ ...st, signals: readSignals() });
       const size = st.mode === 'indexeddb' ? await outboxSize(db).catch(() => undefined) : undefined;
-      return {
-        analyticsId: st.config.analyticsId,
-        sessionId,
-        enabled,
-        reason,
-        metadata: { ...st.config.metadata },
-        storage: st.unreadable ? 'unavailable' : 'indexeddb',
-        delivery: deliveryStatus(st, size?.count),
-      };
+      const { enabled, reason } = now();
+      return { analyticsId: st.config.analyticsId, sessionId, enabled, reason, metadata: { ...st.config.metadata }, storage: st.unreadable ? 'unavailable' : 'indexeddb', delivery: deliveryStatus(st, size?.count) };
     },
     audit: () => audit.entries(),
     clear: () => (forgetLegacy(), shell.ask((ask) => ({ type: 'clear', analyticsId: newAnalyticsId(), ask }))),
@@ -163,6 +121,48 @@ export function startCore(opts: ResolvedOptions, notify: (state: ConsentState) =
   };
 }
 
+/**
+ * Judges what the intake holds: validated events are returned, the rest audited as dropped.
+ * At most INTAKE_LIMIT per take (a native batch counts each of its events); never throws.
+ */
+function createJudge(catalog: Catalog, opts: ResolvedOptions, audit: ReturnType<typeof createAudit>) {
+  const dropped = (name: string, reason: string) => audit.add({ name, outcome: 'dropped', reason });
+  let budget = 0;
+  let over = 0;
+  let valid: Valid[] = [];
+  const accept = (rec: Recorded) => {
+    const result = validate(rec, catalog, { app_env: opts.appEnv, ...locationProps(globalThis.location?.href ?? '') });
+    if (result.ok) valid.push(result.event);
+    else dropped(typeof rec.name === 'string' ? rec.name.slice(0, 100) : '(no name)', result.reason);
+  };
+  const one = (kind: 0 | 1, a: unknown, b: unknown, time: number) => {
+    try {
+      if (kind === 0) {
+        if (b instanceof Unreadable) throw b.error;
+        if (budget-- <= 0) return void over++;
+        return accept({ name: a, props: b, time });
+      }
+      if (a instanceof Unreadable) throw a.error;
+      for (const read of fromNative(a)) {
+        if (budget-- <= 0) over++;
+        else if ('reason' in read) dropped(read.name, `malformed native event: ${read.reason}`);
+        else accept(read);
+      }
+    } catch (err) {
+      dropped(kind === 0 ? safeString(a).slice(0, 100) : nativeName(a), `internal error: ${safeString(err).slice(0, 200)}`);
+    }
+  };
+  return (intake: Intake): Valid[] => {
+    budget = INTAKE_LIMIT;
+    over = 0;
+    valid = [];
+    const refused = intake.drain(one); // one() counts those past the budget here…
+    over += refused; // …and the intake those it refused
+    if (over) dropped(`(${over} events)`, `too many at once: more than ${INTAKE_LIMIT} recorded within one tick`);
+    return valid;
+  };
+}
+
 function deliveryStatus(st: State, stored: number | undefined): DeliveryStatus {
   const wallOf = (mono: number) => new Date(Date.now() + (mono - clock())).toISOString();
   return {
@@ -177,116 +177,137 @@ function deliveryStatus(st: State, stored: number | undefined): DeliveryStatus {
   };
 }
 
-/** The shell proper: feeds facts to the core and carries out its effects. */
-function createShell(st: State, opts: ResolvedOptions, db: ReturnType<typeof openStorage>, where: Parameters<typeof runStorageOp>[1], audit: ReturnType<typeof createAudit>, notify: (state: ConsentState) => void) {
-  const asks = new Map<number, () => void>();
-  const requests = new Map<number, AbortController>();
-  let nextAsk = 1;
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  let leadership: Leadership | undefined;
-  let transport: Transport | undefined;
-  let stopped = false;
+type Audit = ReturnType<typeof createAudit>;
+
+/** The shell proper: feeds facts to the core, in order, and carries out its effects. */
+function createShell(st: State, opts: ResolvedOptions, db: Storage, where: Where, audit: Audit, notify: (state: ConsentState) => void) {
+  const io: Io = { asks: new Map(), requests: new Map(), stopped: false };
   let queue: Input[] = [];
   let running = false;
+  let nextAsk = 1;
   let becameReady!: () => void;
   const ready = new Promise<void>((resolve) => (becameReady = resolve));
 
-  /** Every fact goes through here, in order (a listener that calls back in is queued, not nested). */
+  /** Every fact goes through here (a listener that calls back in is queued, not nested). */
   const feed = (input: Input) => {
-    if (stopped && input.type === 'record') for (const e of input.events) audit.add({ name: e.name, outcome: 'dropped', reason: 'shut down' });
-    if (stopped) return;
+    if (io.stopped && input.type === 'record') for (const e of input.events) audit.add({ name: e.name, outcome: 'dropped', reason: 'shut down' });
+    if (io.stopped) return;
     queue.push(input);
     if (running) return;
     running = true;
     try {
-      while (queue.length && !stopped) {
-        const next = queue.shift()!;
-        const { effects } = step(st, { ...next, now: clock(), wall: Date.now(), signals: readSignals(), random: Math.random() } as Parameters<typeof step>[1]);
+      while (queue.length && !io.stopped) {
+        const { effects } = step(st, { ...queue.shift()!, now: clock(), wall: Date.now(), signals: readSignals(), random: Math.random() } as Fact);
         if (st.loaded || st.unreadable) becameReady();
-        if ((globalThis as { __rerunDebug?: boolean }).__rerunDebug) console.log('STEP', st.s.projectKey.slice(-4), next.type, JSON.stringify(effects.map((e) => e.type === 'storage' ? `storage:${e.op.op}` : e.type)), st.leading, st.transport, st.flushAt, st.now);
         for (const effect of effects) run(effect);
       }
     } finally {
       running = false;
     }
   };
-
   const ask = (make: (ask: number) => Input) =>
     new Promise<void>((resolve) => {
-      if (stopped) return resolve();
+      if (io.stopped) return resolve();
       const id = nextAsk++;
-      asks.set(id, resolve);
+      io.asks.set(id, resolve);
       feed(make(id));
     });
 
+  const tabs = connectTabs({ changed: (m) => feed({ type: 'heard', change: m.change, choice: m.choice }), wrote: (flush) => feed({ type: 'wrote', flush }) });
+  const page = pageEvents(feed);
+  const handlers = effectHandlers({ opts, db, where, audit, notify, feed, io, tabs, stop: () => stop(io, tabs, page, db) });
   const run = (e: Effect): void => {
     try {
-      effects[e.type](e as never);
+      handlers[e.type](e as never);
     } catch {
-      // an effect that cannot be carried out is a fact the core hears about through its own input (timeouts, answers)
+      // an effect that cannot be carried out comes back as a fact (a timeout, a failed answer)
     }
   };
-  const effects: { [K in Effect['type']]: (e: Extract<Effect, { type: K }>) => void } = {
+  feed({ type: 'start' });
+  return { feed, ask, ready };
+}
+
+/** What the shell holds: promises to answer, requests to abort, the timer, the lock, posthog-js. */
+interface Io {
+  asks: Map<number, () => void>;
+  requests: Map<number, AbortController>;
+  stopped: boolean;
+  timer?: ReturnType<typeof setTimeout>;
+  leadership?: Leadership;
+  transport?: Transport;
+}
+
+interface ShellParts {
+  opts: ResolvedOptions;
+  db: Storage;
+  where: Where;
+  audit: Audit;
+  notify(state: ConsentState): void;
+  feed(input: Input): void;
+  io: Io;
+  tabs: ReturnType<typeof connectTabs>;
+  stop(): void;
+}
+
+/** Each effect, carried out; results come back as facts through `feed`. */
+function effectHandlers({ opts, db, where, audit, notify, feed, io, tabs, stop }: ShellParts): { [K in Effect['type']]: (e: Extract<Effect, { type: K }>) => void } {
+  return {
     storage: (e) => void runStorageOp(db, where, e.op).then((result) => feed({ type: 'stored', id: e.id, op: e.op, seq: e.seq, result })),
     send(e) {
       const controller = new AbortController();
-      requests.set(e.id, controller);
-      if (!transport) return void feed({ type: 'answer', id: e.id, status: 0, redirected: false, quotaLimited: false, error: 'no transport' });
-      void transport.send(e.batch, controller.signal).then((answer) => {
-        requests.delete(e.id);
+      io.requests.set(e.id, controller);
+      if (!io.transport) return void feed({ type: 'answer', id: e.id, status: 0, redirected: false, quotaLimited: false, error: 'no transport' });
+      void io.transport.send(e.batch, controller.signal).then((answer) => {
+        io.requests.delete(e.id);
         feed({ type: 'answer', id: e.id, redirected: false, ...answer });
       });
     },
-    'send-on-close': (e) => void transport?.sendOnClose(e.batch),
-    abort: (e) => (requests.get(e.id)?.abort(), requests.delete(e.id)),
+    'send-on-close': (e) => void io.transport?.sendOnClose(e.batch),
+    abort: (e) => (io.requests.get(e.id)?.abort(), io.requests.delete(e.id)),
     announce: (e) => tabs.announce({ change: e.change, choice: e.choice }),
     wrote: (e) => tabs.wrote(e.flush),
     wake(e) {
-      clearTimeout(timer);
-      timer = e.at === undefined ? undefined : setTimeout(() => feed({ type: 'tick' }), Math.max(0, Math.ceil(e.at - clock())));
+      clearTimeout(io.timer);
+      io.timer = e.at === undefined ? undefined : setTimeout(() => feed({ type: 'tick' }), Math.max(0, Math.ceil(e.at - clock())));
     },
     audit: (e) => audit.add(e.entry),
-    'load-transport': () => void load(),
+    'load-transport': () => void load(opts, audit, io, feed),
     lead(e) {
-      leadership?.resign();
-      leadership = e.lead ? lead(db, `rerun-analytics-drain ${opts.apiHost} ${opts.projectKey}`, where.sessionId, (leading) => feed({ type: 'lead', leading })) : undefined;
+      io.leadership?.resign();
+      io.leadership = e.lead ? lead(db, `rerun-analytics-drain ${opts.apiHost} ${opts.projectKey}`, where.sessionId, (leading) => feed({ type: 'lead', leading })) : undefined;
     },
     notify: (e) => notify(e.state),
-    done: (e) => (asks.get(e.ask)?.(), asks.delete(e.ask)),
-    closed: () => stop(),
+    done: (e) => (io.asks.get(e.ask)?.(), io.asks.delete(e.ask)),
+    closed: stop,
   };
+}
 
-  const load = async () => {
-    try {
-      const t = await loadTransport({ projectKey: opts.projectKey, apiHost: opts.apiHost, refused: (name) => audit.add({ name, outcome: 'dropped', reason: 'not recorded by the host (made by posthog-js)' }) });
-      if (stopped) return t.close();
-      transport = t;
-      feed({ type: 'transport', result: 'ready' });
-    } catch (err) {
-      const problem = safeString(err instanceof Error ? err.message : err).slice(0, 200);
-      feed({ type: 'transport', result: err instanceof UnusableTransport ? 'unusable' : err instanceof HungTransport ? 'hung' : 'failed', problem });
-    }
-  };
-
-  const tabs = connectTabs({ changed: (m) => feed({ type: 'heard', change: m.change, choice: m.choice }), wrote: (flush) => feed({ type: 'wrote', flush }) });
-  const page = pageEvents(feed);
-
-  function stop() {
-    stopped = true;
-    clearTimeout(timer);
-    for (const c of requests.values()) c.abort(); // after shutdown() nothing leaves; what it carried stays stored
-    requests.clear();
-    leadership?.resign();
-    transport?.close();
-    page.remove();
-    tabs.close();
-    db.close();
-    for (const resolve of asks.values()) resolve();
-    asks.clear();
+/** posthog-js, loaded; the outcome is a fact. */
+async function load(opts: ResolvedOptions, audit: Audit, io: Io, feed: (input: Input) => void): Promise<void> {
+  try {
+    const t = await loadTransport({ projectKey: opts.projectKey, apiHost: opts.apiHost, refused: (name) => audit.add({ name, outcome: 'dropped', reason: 'not recorded by the host (made by posthog-js)' }) });
+    if (io.stopped) return t.close();
+    io.transport = t;
+    feed({ type: 'transport', result: 'ready' });
+  } catch (err) {
+    const problem = safeString(err instanceof Error ? err.message : err).slice(0, 200);
+    feed({ type: 'transport', result: err instanceof UnusableTransport ? 'unusable' : err instanceof HungTransport ? 'hung' : 'failed', problem });
   }
+}
 
-  feed({ type: 'start' });
-  return { feed, ask, ready };
+/** Everything released: after shutdown() nothing leaves (a request in flight is aborted; what it carried stays stored). */
+function stop(io: Io, tabs: { close(): void }, page: { remove(): void }, db: Storage): void {
+  io.stopped = true;
+  clearTimeout(io.timer);
+  for (const c of io.requests.values()) c.abort();
+  io.requests.clear();
+  io.leadership?.resign();
+  io.transport?.close();
+  page.remove();
+  tabs.close();
+  db.close();
+  for (const resolve of io.asks.values()) resolve();
+  io.asks.clear();
 }
 
 /** The page's lifecycle, as facts: hidden (it still runs), closing (pagehide), restored from the back/forward cache, online. */

@@ -123,7 +123,7 @@ export function runStorageOp(db: Storage, where: Where, op: StorageOp): Promise<
     const { config, created } = await configOf(tx, where.sessionId);
     if (op.op === 'read') return { ok: true, config, created, othersFlying: (await marked(tx, where.wall(), where.sessionId)).size > 0 };
     if (op.op === 'change') return change(tx, where, config, created, op);
-    if (op.op === 'add') return add(tx, where, config, created, op.entries);
+    if (op.op === 'add') return add(tx, where, config, created, op.entries, op.again === true);
     if (op.op === 'list') return list(tx, where, config, created);
     await remove(tx, where, op.uuids, op.unmark);
     return { ok: true, config, created };
@@ -155,15 +155,17 @@ async function change(tx: IDBTransaction, where: Where, old: StoredConfig, creat
 }
 
 /** Adds entries recorded under the stored id while the stored choice is not off; past the bounds, the oldest not in flight go. */
-async function add(tx: IDBTransaction, where: Where, config: StoredConfig, created: boolean, entries: OutboxEntry[]): Promise<StorageResult> {
+async function add(tx: IDBTransaction, where: Where, config: StoredConfig, created: boolean, entries: OutboxEntry[], again: boolean): Promise<StorageResult> {
   const refused = entries.filter((e) => config.choice === 'disabled' || e.distinctId !== config.analyticsId || (e.cut ?? 0) !== (config.cut ?? 0)).map((e) => e.uuid);
   const box = tx.objectStore(OUTBOX);
   const size = await sizeOf(tx);
+  const refusedSet = new Set(refused);
+  // Written once, normally; a tab back from memory mode writes again what may be there already.
+  const there = again ? new Set((await promisifyRequest(box.getAllKeys())) as string[]) : new Set<string>();
   for (const e of entries) {
-    if (refused.includes(e.uuid)) continue;
-    const had = (await read<OutboxEntry>(tx, OUTBOX, e.uuid)) !== undefined;
+    if (refusedSet.has(e.uuid)) continue;
     box.put(e, e.uuid);
-    if (!had) (size.count++, (size.bytes += e.bytes));
+    if (!there.has(e.uuid)) (size.count++, (size.bytes += e.bytes));
   }
   const dropped = size.count > OUTBOX_LIMITS.count || size.bytes > OUTBOX_LIMITS.bytes ? await evict(tx, size, await marked(tx, where.wall())) : [];
   tx.objectStore(CONFIG).put(size, SIZE_KEY);
@@ -284,12 +286,27 @@ export function forgetLegacy(): void {
   }
 }
 
+/**
+ * Rejects once storage has not answered for `ms` of time this page could run: a main thread
+ * blocked for a while (a WASM compile at startup) is not counted against storage.
+ */
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`IndexedDB did not answer within ${ms} ms`)), ms);
+    let waited = 0;
+    let last = performance.now();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const check = () => {
+      const now = performance.now();
+      waited += Math.min(now - last, 2 * CHECK_MS);
+      last = now;
+      if (waited >= ms) reject(new Error(`IndexedDB did not answer within ${ms} ms`));
+      else timer = setTimeout(check, CHECK_MS);
+    };
+    timer = setTimeout(check, CHECK_MS);
     promise.then(
       (v) => (clearTimeout(timer), resolve(v)),
       (e: unknown) => (clearTimeout(timer), reject(e)),
     );
   });
 }
+const CHECK_MS = 250;

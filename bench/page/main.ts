@@ -90,5 +90,21 @@ Object.assign(globalThis, {
     sparseAnchor() {
       anchor().capture('settings-opened');
     },
+    /** Cross-tab: this tab watches for the next "off" (the time it heard it is kept in `offAt`). */
+    async watchOff(key: string) {
+      const a = ours(key);
+      await a.ready;
+      const g = globalThis as { offAt?: Promise<number> };
+      g.offAt = new Promise((resolve) => a.subscribe((s) => s.reason === 'user-opted-out' && resolve(performance.timeOrigin + performance.now())));
+    },
+    /** Cross-tab: this tab opts in, then out; returns when it asked (same clock as offAt). */
+    async optOut(key: string) {
+      const a = ours(key);
+      await a.enable();
+      const t = performance.timeOrigin + performance.now();
+      await a.disable();
+      await a.shutdown();
+      return t;
+    },
   },
 });

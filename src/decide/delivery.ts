@@ -155,7 +155,8 @@ export function onListed(st: State, fx: Fx, r: StorageResult): void {
   st.unmark = true; // the list marked what it may send; unless a request goes now, that mark ends
   if (!delivers(st)) return void (st.known.clear(), st.attempts.clear()); // the delivering tab keeps track of them
   if (st.flight) return;
-  if (ready.length && st.transport !== 'ready') return void (st.flushAt = st.now); // once posthog-js is loaded (settle starts it)
+  // Once posthog-js is loaded (settle starts it, or its reload is due): then the pass again.
+  if (ready.length && st.transport !== 'ready') return void (st.flushAt = st.transport === 'failed' ? Math.max(st.loadAgainAt, st.now + 1) : st.transport === 'hung' || st.transport === 'unusable' ? undefined : st.now);
   send(st, fx, ready);
   if (entries.length > MAX_BATCH && st.flight) st.passWanted = true; // the rest after this answer
   if (st.flight) st.unmark = false;

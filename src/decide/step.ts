@@ -182,7 +182,7 @@ function nextOp(st: State, fx: Fx): StorageOp | undefined {
   if (st.stale || (st.settling && st.now >= st.settling.checkAt)) return { op: 'read' };
   if (st.staged.length && st.mode === 'indexeddb') return { op: 'add', entries: takeStaged(st) };
   if (st.removals.size && st.now >= st.storageRetryAt) return { op: 'remove', uuids: [...st.removals], unmark: !st.flight }; // a mark in flight stays
-  if (st.mode === 'memory' && st.now >= st.storageRetryAt && gate(st).enabled) return { op: 'add', entries: [...st.known.values()] }; // back to IndexedDB once a write succeeds
+  if (st.mode === 'memory' && st.now >= st.storageRetryAt && gate(st).enabled) return { op: 'add', entries: [...st.known.values()], again: true }; // back to IndexedDB once a write succeeds
   if (st.sweep && st.mode === 'indexeddb') {
     st.sweep = false;
     return { op: 'list' };

@@ -1,7 +1,7 @@
 // The pure core (src/decide/step.ts) checked against a model: 2–3 simulated tabs over one
 // simulated IndexedDB, BroadcastChannel, lock and endpoint, driven by fast-check through random
 // interleavings of host calls, storage results (ok, failing, deleted, upgraded), messages
-// (delivered late, or lost), answers (2xx, 3xx, 429, 5xx, hang, reset, quota), clock steps both
+// (delivered late, or lost), answers (2xx, 3xx, 4xx, 429, 5xx, hang, reset, quota; 1 = quota), clock steps both
 // ways, crashes, page hide/show/close and transport load/fail/hang. After every step the
 // invariants below are checked; at the end the faults are healed and everything consented must
 // have arrived (liveness). Shrunk counterexamples found so far are kept in REGRESSIONS.
@@ -96,7 +96,22 @@ function openTab(w: World): Tab {
 
 // ---- the simulated shell ----------------------------------------------------------------------
 
+/** As the shell does: a fact that arrives while a step's effects are carried out waits for them. */
+const pending: [World, Tab, Input][] = [];
+let feeding = false;
 function feed(w: World, tab: Tab, input: Input): void {
+  pending.push([w, tab, input]);
+  if (feeding) return;
+  feeding = true;
+  try {
+    while (pending.length) stepTab(...pending.shift()!);
+  } finally {
+    feeding = false;
+    pending.length = 0;
+  }
+}
+
+function stepTab(w: World, tab: Tab, input: Input): void {
   if (!tab.alive) return;
   const fact = { ...input, now: w.mono, wall: wall(w), signals: { privacySignal: w.gpc, automation: false, embedderForbids: false }, random: 0.5 } as Fact;
   const { effects } = step(tab.st, fact);
@@ -278,10 +293,12 @@ function answer(w: World, tab: Tab, status: number): void {
   if (id === undefined || !req) return;
   if (status === -1) return; // hangs: the shell's own timeout answers later (status 0)
   tab.reqs.delete(id);
+  const quota = status === 1; // 200 with {"quota_limited": ["events"]}
+  if (quota) status = 200;
   const ok = status >= 200 && status < 300;
   if (ok || req.arrived) req.batch.forEach((u) => w.received.add(u));
   if (ok) req.batch.forEach((u) => w.delivered.add(u));
-  feed(w, tab, { type: 'answer', id, status, redirected: false, quotaLimited: false });
+  feed(w, tab, { type: 'answer', id, status, redirected: false, quotaLimited: quota });
 }
 
 function advance(w: World, ms: number): void {
@@ -349,7 +366,7 @@ const actionArb: fc.Arbitrary<Action> = fc.oneof(
   { weight: 12, arbitrary: fc.record({ a: fc.constant('storage' as const), tab: tabArb, ok: fc.nat(9).map((n) => n > 1) }) },
   { weight: 6, arbitrary: fc.record({ a: fc.constant('message' as const), tab: tabArb, lose: fc.nat(9).map((n) => n === 0) }) },
   { weight: 2, arbitrary: fc.record({ a: fc.constant('arrive' as const), tab: tabArb }) },
-  { weight: 5, arbitrary: fc.record({ a: fc.constant('answer' as const), tab: tabArb, status: fc.constantFrom(200, 204, 301, 302, 400, 429, 503, 0, -1) }) },
+  { weight: 5, arbitrary: fc.record({ a: fc.constant('answer' as const), tab: tabArb, status: fc.constantFrom(200, 204, 301, 302, 400, 429, 503, 0, -1, 1) }) },
   { weight: 5, arbitrary: fc.record({ a: fc.constant('advance' as const), ms: fc.constantFrom(10, 60, 1000, 4000, 31_000) }) },
   { weight: 1, arbitrary: fc.record({ a: fc.constant('clock' as const), ms: fc.constantFrom(-3_600_000, 3_600_000, -60_000) }) },
   { weight: 1, arbitrary: fc.record({ a: fc.constant('crash' as const), tab: tabArb }) },
@@ -376,6 +393,8 @@ const REGRESSIONS: [string, number, Action[]][] = [
   ['back from memory mode, what was accepted during the write is written too', 2, [{ a: 'storage', tab: 1, ok: true }, { a: 'record', tab: 1, n: 1 }, { a: 'storage', tab: 1, ok: false }, { a: 'advance', ms: 31000 }, { a: 'record', tab: 1, n: 1 }]],
   ['memory mode judged its events by the id only, not by the opt-outs stored since', 2, [{ a: 'record', tab: 0, n: 1 }, { a: 'storage', tab: 0, ok: true }, { a: 'choice', tab: 1, enabled: false }, { a: 'choice', tab: 1, enabled: true }, { a: 'storage', tab: 0, ok: false }]],
   ['a failed list was not tried again', 2, [{ a: 'storage', tab: 0, ok: true }, { a: 'record', tab: 0, n: 1 }, { a: 'advance', ms: 60 }, { a: 'transport', tab: 0, result: 'ready' }, { a: 'storage', tab: 0, ok: true }, { a: 'storage', tab: 0, ok: false }]],
+  ['a failed transport made the delivering tab list again and again', 2, [{ a: 'storage', tab: 1, ok: true }, { a: 'record', tab: 1, n: 1 }, { a: 'crash', tab: 0 }, { a: 'storage', tab: 1, ok: false }, { a: 'advance', ms: 10 }, { a: 'transport', tab: 1, result: 'failed' }]],
+  ['back from the back/forward cache after closing, a tab leads again', 2, [{ a: 'record', tab: 1, n: 1 }, { a: 'page', tab: 0, page: 'closing' }, { a: 'record', tab: 0, n: 1 }, { a: 'storage', tab: 0, ok: true }, { a: 'page', tab: 0, page: 'shown' }]],
   ['a closing page kept the lock', 2, [{ a: 'page', tab: 0, page: 'closing' }, { a: 'record', tab: 0, n: 1 }]],
 ];
 
