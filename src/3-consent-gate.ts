@@ -1,7 +1,7 @@
 // Stage 3 — the consent gate. The one rule that decides whether anything may leave.
 //
 // It is a pure function of everything we know, so it can be called at the exact moment of
-// hand-over (see 4-outbox.ts, the only caller that lets events through) and gives the same
+// hand-over (decide/consent.ts asks it at every step of the core) and gives the same
 // answer to the toggle, to config() and to the audit. Keep every consent decision here.
 
 /** Why the module is on or off. The README lists them for users. */

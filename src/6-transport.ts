@@ -7,7 +7,7 @@
 // failed requests in a retry queue we cannot reach and retries them after an opt-out; it drops
 // events on its own (quota, client rate limit, bot filter) while reporting them captured; and it
 // never says whether a request succeeded. So every attempt here is one request that we decided
-// to make at that moment (4-outbox.ts asks the consent gate first) and whose answer we read.
+// to make at that moment (the core, src/decide/, asks the consent gate first) and whose answer we read.
 import type { WireEvent } from './5-allow-list.js';
 import { safeString } from './plain.js';
 
@@ -160,7 +160,7 @@ async function connect(opts: TransportOptions, starting: Promise<PostHogPrivate>
       timestampMode: 'body',
       // posthog-js keeps its own quota table, keyed by batchKey ('events' by default) and shared by
       // every project on its instance: one project's quota answer would silence the others for a
-      // minute, with no reason given. Ours (4-outbox.ts) is per project and audited; a key of our
+      // minute, with no reason given. Ours (decide/delivery.ts) is per project and audited; a key of our
       // own keeps theirs out of the way. Should it drop a request anyway, it still reports back.
       batchKey: `rerun-analytics ${opts.apiHost}`,
       fireCallbackOnDrop: true,

@@ -2,7 +2,7 @@
 // - after a change of the stored config, the tab that made it says so; the others re-read
 //   IndexedDB (the source of truth) and apply it. A message alone never turns anything on: any
 //   script of the origin can post on the channel; it can only turn a tab off early (the safe way).
-// - after writing events to the shared outbox, a tab tells the one that delivers them (4-outbox.ts).
+// - after writing events to the shared outbox, a tab tells the one that delivers them (decide/delivery.ts).
 //   A forged message can only make that tab look at the outbox sooner.
 
 export type Change = 'choice' | 'clear' | 'metadata';

@@ -24,7 +24,7 @@ export interface Settings {
   sessionId: string;
 }
 
-/** A change of the stored config, applied inside one transaction (applyChange in consent.ts). */
+/** A change of the stored config, applied inside one transaction (applyChange in config.ts). */
 export interface ConfigChange {
   choice?: 'enabled' | 'disabled';
   choiceTime?: string;
