@@ -14,7 +14,8 @@ export type Reason =
   | 'automation' //           navigator.webdriver (tests, bots) without `force`
   | 'dev-build' //            the host says it is a dev build, without `force`
   | 'embedder-policy' //      the embedding page forbids analytics
-  | 'storage-unavailable'; // the stored choice cannot be read: when unsure, send nothing
+  | 'storage-unavailable' // the stored choice cannot be read: when unsure, send nothing
+  | 'not-a-browser'; //       server-side rendering, Node: the module is inert
 
 export interface ConsentFacts {
   /** What IndexedDB says the user chose; 'loading' until read, 'unreadable' if it failed. */

@@ -7,6 +7,7 @@ import type { ConsentState } from './3-consent-gate.js';
 import type { AuditEntry } from './7-audit.js';
 import type { BuiltInCatalog, Catalog, PropsFor } from './catalog.js';
 import type { ConfigSnapshot, Core } from './core.js';
+import { inBrowser, inert } from './inert.js';
 import { storeOptOut } from './opt-out.js';
 import { resolveOptions, type AnalyticsOptions } from './options.js';
 
@@ -55,6 +56,7 @@ let stages: typeof import('./core.js') | undefined;
 
 export function createAnalytics<E extends Catalog = Record<never, never>>(options: AnalyticsOptions<E>): Analytics<BuiltInCatalog & E> {
   const opts = resolveOptions(options); // the only throw: a programmer error at this call
+  if (!inBrowser()) return inert(opts.auditCapacity) as unknown as Analytics<BuiltInCatalog & E>; // server-side: off, no global, no handle
   const listeners = new Set<(s: AnalyticsState) => void>();
   let core: Core | undefined;
   let closed = false;

@@ -8,7 +8,9 @@
 // as the endpoint would, so the viewer neither logs an error nor retries. Every other request
 // goes to the real fetch untouched: the same arguments, the same Request, body, headers, signal.
 //
-// This file, and the devtools handle, are the only places the module touches a global.
+// This file, and the devtools handle, are the only places the module touches a global (never
+// off the browser).
+import { inBrowser } from './inert.js';
 
 /** Where shipped viewers (re_analytics' web pipeline, re_auth) send their PostHog batches. */
 export const VIEWER_TELEMETRY_URL = 'https://tel.rerun.io/api/pog';
@@ -33,6 +35,7 @@ let installed: Installed | undefined;
  * `analytics.recordNative`. Never throws into the viewer.
  */
 export function guardViewerTelemetry(analytics: { recordNative(event: string): void }, options: { url?: string } = {}): TelemetryGuard {
+  if (!inBrowser()) return { uninstall: () => undefined }; // server-side: the host's fetch is not ours to touch
   const target = normalize(options.url ?? VIEWER_TELEMETRY_URL) ?? VIEWER_TELEMETRY_URL;
   const take = (body: string) => analytics.recordNative(body);
   if (installed) {

@@ -15,10 +15,11 @@ export const REASON_TEXT: Record<Reason, string> = {
   'dev-build': 'Off in development builds.',
   'embedder-policy': 'Off: the page embedding the viewer does not allow analytics.',
   'storage-unavailable': 'Off: this browser cannot store your choice, so nothing is sent.',
+  'not-a-browser': 'Off: not running in a browser.',
 };
 
 /** Reasons the checkbox cannot change: it is shown disabled, with the reason. */
-const LOCKED: readonly Reason[] = ['loading', 'automation', 'dev-build', 'embedder-policy', 'storage-unavailable'];
+const LOCKED: readonly Reason[] = ['loading', 'automation', 'dev-build', 'embedder-policy', 'storage-unavailable', 'not-a-browser'];
 
 let ids = 0;
 
