@@ -102,7 +102,7 @@ export function createAnalytics<E extends Catalog = Record<never, never>>(option
     ready: tried.then(() => core?.ready),
     record: intake.record,
     recordNative: intake.native,
-    isEnabled: () => core?.state().enabled ?? false, // now: a meta tag added since the last change counts too
+    isEnabled: () => !closed && (core?.state().enabled ?? false), // now: a meta tag added since the last change counts too; off once shut down
     setEnabled(enabled: boolean) {
       if (core || enabled === true) return withCore((c) => c.setEnabled(enabled));
       // Without the stages (loading, or their chunk 404s): an opt-out is stored from here, now; the stages apply it too when they come.

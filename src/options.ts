@@ -86,9 +86,9 @@ function resolve(options: AnalyticsOptions): ResolvedOptions {
   o.apiHost = o.apiHost.replace(/\/+$/, '');
   if (typeof o.appEnv !== 'string' || !o.appEnv) fail('appEnv must be a non-empty string');
   if (typeof o.flushIntervalMs !== 'number' || !(o.flushIntervalMs > 0) || !Number.isFinite(o.flushIntervalMs)) {
-    fail(`flushIntervalMs must be a positive number, got ${String(o.flushIntervalMs)}`);
+    fail(`flushIntervalMs must be a positive number, got ${shown(o.flushIntervalMs)}`);
   }
-  if (!Number.isSafeInteger(o.auditCapacity) || o.auditCapacity <= 0) fail(`auditCapacity must be a positive integer, got ${String(o.auditCapacity)}`);
+  if (!Number.isSafeInteger(o.auditCapacity) || o.auditCapacity <= 0) fail(`auditCapacity must be a positive integer, got ${shown(o.auditCapacity)}`);
   if (o.globalName !== false && (typeof o.globalName !== 'string' || !o.globalName)) fail('globalName must be a non-empty string or false');
   for (const key of ['respectPrivacySignals', 'devBuild', 'force', 'firstRunGrace'] as const) {
     if (typeof o[key] !== 'boolean') fail(`${key} must be a boolean`);
@@ -129,6 +129,11 @@ function checkEvents(events: unknown): Catalog {
 
 function stripUndefined<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+/** A value as it was given: a string in quotes ('1000' is not 1000). */
+function shown(value: unknown): string {
+  return typeof value === 'string' ? JSON.stringify(value) : safeString(value);
 }
 
 function fail(message: string): never {

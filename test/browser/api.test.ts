@@ -71,4 +71,12 @@ describe('never throws into the host', () => {
     a.record('settings-opened');
     expect(a.audit().at(-1)).toMatchObject({ outcome: 'dropped', reason: 'shut down' });
   });
+
+  test('after shutdown, isEnabled() is false (control: true before)', async () => {
+    const { a } = start();
+    await a.ready;
+    expect(a.isEnabled()).toBe(true);
+    await a.shutdown();
+    expect(a.isEnabled()).toBe(false);
+  });
 });

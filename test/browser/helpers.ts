@@ -34,8 +34,8 @@ export function failOutboxWrites(): () => void {
   return () => void (IDBObjectStore.prototype.put = put);
 }
 
-/** Polls until `ok` holds (or throws after `timeoutMs`, with the last value in the message). */
-export async function waitFor<T>(read: () => Promise<T> | T, ok: (v: T) => boolean, timeoutMs = 5000): Promise<T> {
+/** Polls until `ok` holds (or throws after `timeoutMs`, with the last value in the message). The default bound is generous: a busy 2-core machine loads posthog-js slowly. */
+export async function waitFor<T>(read: () => Promise<T> | T, ok: (v: T) => boolean, timeoutMs = 15_000): Promise<T> {
   const end = Date.now() + timeoutMs;
   let last: T;
   for (;;) {
