@@ -8,7 +8,7 @@
 // would cost the hot path), and returned for convenience.
 import type { Signals } from '../signals.js';
 import { adopt, failed, gate, notifyChange, onClear, onHeard, onSetChoice, onSetMetadata, pendingChange } from './consent.js';
-import { addFailed, backoff, closingSend, delivers, inGrace, judge, onAdded, onAnswer, onListed, onRecord, release, send } from './delivery.js';
+import { addFailed, backoff, closingSend, delivers, inGrace, judge, MAX_BATCH, onAdded, onAnswer, onListed, onRecord, release, send } from './delivery.js';
 import { drop, abortFlight } from './outcomes.js';
 import type { Effect, Fact, Settings, State, StorageOp } from './types.js';
 
@@ -112,10 +112,8 @@ function onPage(st: State, fx: Fx, page: 'shown' | 'hidden' | 'closing' | 'resto
   if (page === 'shown' && st.page === 'closing') st.flushAt = st.now;
   st.page = page === 'hidden' && st.page === 'closing' ? 'closing' : page;
   if (page !== 'closing' || st.closed) return;
-  // Leaving: write at once (no later task may run), and send what this tab holds in a keepalive request.
-  const held = [...st.known.values()];
-  if (st.staged.length) issue(st, fx, { op: 'add', entries: takeStaged(st) }, true);
-  closingSend(st, fx, held);
+  // Leaving: send what this tab holds in a keepalive request; settle() writes what is staged at once (no later task may run).
+  closingSend(st, fx, [...st.known.values()]);
 }
 
 /** After every fact: consent first, then what to do next, then when to be woken. */
@@ -216,8 +214,8 @@ function pass(st: State, fx: Fx): StorageOp | undefined {
   st.flushAt = undefined;
   if (st.mode === 'memory') {
     const ready = judge(st, fx, [...st.known.values()]);
-    if (ready.length > 500) st.passWanted = true;
-    return void send(st, fx, ready.slice(0, 500));
+    if (ready.length > MAX_BATCH) st.passWanted = true;
+    return void send(st, fx, ready.slice(0, MAX_BATCH));
   }
   return { op: 'list' };
 }
