@@ -54,7 +54,8 @@ function handle(st: State, fx: Fx, f: Fact): void {
     case 'shutdown': return onShutdown(st, fx, f.ask);
     case 'stored': return onStored(st, fx, f);
     case 'heard': return onHeard(st, fx, f);
-    case 'wrote': return void (st.leading && (f.flush ? (st.passWanted = true) : (st.flushAt ??= st.now + st.s.intervalMs)));
+    // A flush asked of the delivering tab while this one is still learning whether it leads: kept, not lost.
+    case 'wrote': return void (f.flush && (st.leading || (st.wantLead && !st.leadKnown)) ? (st.passWanted = true) : st.leading && (st.flushAt ??= st.now + st.s.intervalMs));
     case 'answer': return onAnswer(st, fx, f);
     case 'lead':
       if (st.leading && !f.leading) handOver(st);
