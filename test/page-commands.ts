@@ -12,6 +12,8 @@ interface Opened {
   console: string[];
   /** One DevTools session per page: emulation set by a session lasts as long as it does. */
   cdp?: import('playwright').CDPSession;
+  /** The page's DevTools target, to close it again if Chromium dropped a close (see closePage). */
+  targetId: string;
 }
 const pages = new Map<string, Opened>();
 let counter = 0;
@@ -44,7 +46,10 @@ export const pageCommands = {
   async openPage(ctx: Ctx, path: string, initScript?: string, routes: RouteSpec[] = []): Promise<string> {
     const page = await ctx.context.newPage();
     const id = `p${++counter}`;
-    const opened: Opened = { page, requests: [], posts: [], console: [] };
+    const cdp = await ctx.context.newCDPSession(page);
+    const { targetInfo } = (await cdp.send('Target.getTargetInfo')) as { targetInfo: { targetId: string } };
+    await cdp.detach().catch(() => undefined);
+    const opened: Opened = { page, targetId: targetInfo.targetId, requests: [], posts: [], console: [] };
     page.on('request', (r) => {
       opened.requests.push(r.url());
       if (r.method() === 'POST') opened.posts.push({ url: r.url(), body: r.postData() });
@@ -115,11 +120,25 @@ export const pageCommands = {
     await cdp.send('Network.enable');
     await cdp.send('Network.emulateNetworkConditions', { offline, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
   },
-  async closePage(_ctx: Ctx, id: string): Promise<void> {
-    await pages.get(id)?.page.close();
+  /**
+   * Closes the page. Chromium can acknowledge a close that races a navigation commit and then
+   * never close (crbug.com/536385539, playwright#42068): page.close() would wait forever, so
+   * the close is asked again, from the browser's own session, until the page is gone.
+   */
+  async closePage(ctx: Ctx, id: string): Promise<void> {
+    const opened = pages.get(id);
+    if (!opened) return;
     pages.delete(id);
+    const closed = opened.page.close().then(() => true, () => true);
+    for (let i = 0; i < 10 && !(await Promise.race([closed, sleep(1000).then(() => false)])); i++) {
+      const browser = await ctx.context.browser()?.newBrowserCDPSession();
+      await browser?.send('Target.closeTarget', { targetId: opened.targetId }).catch(() => undefined);
+      await browser?.detach().catch(() => undefined);
+    }
   },
 };
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 function get(id: string): Opened {
   const opened = pages.get(id);

@@ -205,6 +205,7 @@ function passElsewhere(st: State, fx: Fx): void {
 function pass(st: State, fx: Fx): StorageOp | undefined {
   if (!due(st)) return undefined;
   if (st.flight || st.transport === 'loading') return undefined; // after the answer, or once loaded
+  if (st.mode === 'indexeddb' && st.wantLead && !st.leadKnown) return undefined; // once it is known who delivers: flush() waits
   const stuck = st.transport !== 'ready' && st.transport !== 'not-loaded' && st.known.size > 0;
   if (stuck || st.now < st.retryAt) {
     st.passWanted = false; // cannot send now: flush() is answered; the retry or the reload wakes us

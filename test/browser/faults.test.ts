@@ -494,4 +494,13 @@ describe('found by attacking the state machine (a second review)', () => {
     expect((await configOf(b)).enabled, 'B after re-reading').toBe(false);
     expect(await receivedAfter(key, t), 'received from B after the opt-out').toEqual([]);
   }, 30_000);
+
+  test('the Web Lock is slow to answer: flush() still resolves only once the endpoint has the event (found by CI: it resolved with nothing sent)', async () => {
+    const key = newKey('slowlock');
+    const slowLock = `const request = LockManager.prototype.request;
+      LockManager.prototype.request = function (...args) { return new Promise((r) => setTimeout(r, 800)).then(() => request.apply(this, args)); };`;
+    const a = await app(key, '&flush=60000', slowLock);
+    await evalIn(a, `analytics.ready.then(() => { analytics.record('settings-opened'); return analytics.flush(); })`);
+    expect((await received(key)).events.map((e) => e.event), 'at the endpoint when flush() resolved').toEqual(['settings-opened']);
+  });
 });
