@@ -29,9 +29,14 @@ export default defineConfig({
     exclude: ['@rerun-io/web-viewer'],
   },
   build: {
-    lib: { entry: 'src/index.ts', formats: ['es'], fileName: 'index' },
+    lib: { entry: { index: 'src/index.ts', react: 'src/react.ts' }, formats: ['es'] },
     // Dependencies stay imports: the host's bundler dedupes them and splits posthog-js out.
-    rolldownOptions: { external: (id: string) => deps.some((d) => id === d || id.startsWith(`${d}/`)) },
+    // One file per source module, as in src/: the host's bundler sees the same module graph
+    // (what is dynamically imported stays a chunk of its own; what is unused is shaken out).
+    rolldownOptions: {
+      external: (id: string) => deps.some((d) => id === d || id.startsWith(`${d}/`)),
+      output: { preserveModules: true, preserveModulesRoot: 'src', entryFileNames: '[name].js' },
+    },
     sourcemap: true,
     minify: false,
   },
@@ -45,6 +50,7 @@ export default defineConfig({
           name: 'node',
           include: ['test/node/**/*.test.ts'],
           environment: 'node',
+          globalSetup: ['test/pack-setup.ts'],
         },
       },
       {

@@ -1,7 +1,8 @@
 // Stage 2 — validate against the catalog. Bad input becomes a reason, never an exception:
 // an undeclared event or a wrongly typed value drops the event; an undeclared property is
 // removed and the removal is noted in the audit.
-import { MODULE_OWNED, parseSpec, type Catalog, type EventKind, type PropType, type Value } from './catalog.js';
+import { MODULE_OWNED } from './reserved.js';
+import { parseSpec, type Catalog, type EventKind, type PropType, type Value } from './catalog.js';
 
 export type { Value };
 
@@ -39,7 +40,7 @@ export const MAX_STRING_LENGTH = 32_768;
 export const MAX_EVENT_BYTES = 64 * 1024;
 const utf8 = new TextEncoder();
 
-/** Values for the module-owned properties (see MODULE_OWNED in catalog.ts). */
+/** Values for the module-owned properties (see MODULE_OWNED in reserved.ts). */
 export type OwnedProps = Partial<Record<(typeof MODULE_OWNED)[number], Value>>;
 
 export function validate(rec: Recorded, catalog: Catalog, owned: OwnedProps): Validation {

@@ -7,9 +7,11 @@ import type { ConsentState } from './3-consent-gate.js';
 import type { AuditEntry } from './7-audit.js';
 import type { BuiltInCatalog, Catalog, PropsFor } from './catalog.js';
 import type { ConfigSnapshot, Core } from './core.js';
-import { inBrowser, inert } from './inert.js';
+import { inBrowser } from './in-browser.js';
 import { storeOptOut } from './opt-out.js';
-import { resolveOptions, type AnalyticsOptions } from './options.js';
+import { embedderForbids } from './embedder.js';
+import { CREATED_EVENT } from './toggle-element.js';
+import { resolveOptions, type AnalyticsOptions, type ResolvedOptions } from './options.js';
 
 export type AnalyticsState = ConsentState;
 export type { ConfigSnapshot };
@@ -17,7 +19,11 @@ export type { ConfigSnapshot };
 type LooseProps = Record<string, boolean | number | string | null | undefined>;
 
 export interface Analytics<C extends Catalog = BuiltInCatalog> {
-  /** Resolves once the stored config is loaded (or found unusable, or the module's own code could not be fetched). Never rejects. */
+  /**
+   * Resolves once the stored choice is read (or found unreadable, or the module's own code could
+   * not be fetched; at once under a forbidding embedder policy, or off the browser). Never
+   * rejects. Nothing needs to wait for it: record() before it is kept and judged after.
+   */
   readonly ready: Promise<void>;
   /**
    * Records an event of the catalog (names and properties autocomplete). Never throws, and
@@ -44,19 +50,28 @@ export interface Analytics<C extends Catalog = BuiltInCatalog> {
   setMetadata(props: Record<string, boolean | number | string>): Promise<void>;
   /** Sends what is pending now (if consent allows); resolves when the endpoint answered, or nothing can be sent now. */
   flush(): Promise<void>;
+  /**
+   * Stops this instance, for good: what was recorded is judged, what waits stays in the outbox
+   * for the next page (or another tab), a choice or clear() under way is stored first, a request
+   * in flight is stopped; listeners, the devtools global and the delivery lock are let go.
+   * Resolves within SHUTDOWN_WAIT_MS (3 s) even if storage or the network hangs. Afterwards
+   * isEnabled() is false and record() is audited as dropped.
+   */
   shutdown(): Promise<void>;
+  /** The plain-language disclosure: what is collected and why, what never is, how to opt out and audit. */
   details(): string;
 }
 
 /** The stages' chunk could not be fetched (offline, a deploy in between): it is fetched again after this. */
 const RELOAD_MS = 5000;
 
-/** The stages' chunk once fetched: later instances in the page start at once. */
-let stages: typeof import('./core.js') | undefined;
+type Stages = { startCore(opts: ResolvedOptions, notify: (state: AnalyticsState) => void): Core };
+/** The stages' chunk once fetched (off the browser, inert.ts): later instances in the page start at once. */
+let stages: Stages | undefined;
 
-export function createAnalytics<E extends Catalog = Record<never, never>>(options: AnalyticsOptions<E>): Analytics<BuiltInCatalog & E> {
+export function createAnalytics<const E extends Catalog = Record<never, never>>(options: AnalyticsOptions<E>): Analytics<BuiltInCatalog & E> {
   const opts = resolveOptions(options); // the only throw: a programmer error at this call
-  if (!inBrowser()) return inert(opts.auditCapacity) as unknown as Analytics<BuiltInCatalog & E>; // server-side: off, no global, no handle
+  const browser = inBrowser(); // off one, the instance is inert: no global, no handle, nothing sent
   const listeners = new Set<(s: AnalyticsState) => void>();
   let core: Core | undefined;
   let closed = false;
@@ -73,27 +88,37 @@ export function createAnalytics<E extends Catalog = Record<never, never>>(option
   };
 
   // The stages, fetched now (the stored choice must be read before anything is decided). A
-  // failed fetch is tried again; meanwhile calls wait for it, and nothing is sent.
+  // failed fetch is tried again; meanwhile calls wait for it, and nothing is sent. Under an
+  // embedder policy that forbids analytics nothing can ever be sent: they are fetched only when
+  // something asks what they know (config(), audit(), details(), a toggle, setEnabled(true)).
   let firstTry!: () => void;
   const tried = new Promise<void>((resolve) => (firstTry = resolve));
-  const loaded: Promise<Core> = (async () => {
-    for (;;) {
-      if (closed) return new Promise<Core>(() => undefined); // shut down before it came: never starts
-      try {
-        stages ??= await import('./core.js');
-        core = stages.startCore(opts, notify);
-        firstTry();
-        core.take(intake); // what was recorded meanwhile
-        return core;
-      } catch {
-        firstTry();
-        await new Promise((r) => setTimeout(r, RELOAD_MS));
+  let loaded: Promise<Core> | undefined;
+  const load = (): Promise<Core> =>
+    (loaded ??= (async () => {
+      for (;;) {
+        if (closed) return new Promise<Core>(() => undefined); // shut down before it came: never starts
+        try {
+          stages ??= browser ? await import('./core.js') : await import('./inert.js');
+          core = stages.startCore(opts, notify);
+          firstTry();
+          core.take(intake); // what was recorded meanwhile
+          return core;
+        } catch {
+          firstTry();
+          await new Promise((r) => setTimeout(r, RELOAD_MS));
+        }
       }
-    }
-  })();
-  const withCore = <T>(use: (c: Core) => Promise<T>): Promise<T> => (closed && !core ? Promise.resolve(undefined as T) : loaded.then(use).catch(() => undefined as T));
+    })());
+  const forbidden = opts.embedderPolicy === 'off' || embedderForbids();
+  if (forbidden) firstTry(); // nothing to wait for: off, whatever is stored
+  else void load();
+  const withCore = <T>(use: (c: Core) => Promise<T>): Promise<T> => (closed && !core ? Promise.resolve(undefined as T) : load().then(use).catch(() => undefined as T));
   const entries = () => {
-    if (!core) return [];
+    if (!core) {
+      if (!closed) void load(); // under a forbidding policy, asking is what fetches them
+      return [];
+    }
     core.take(intake); // what was recorded an instant ago, judged now
     return core.audit();
   };
@@ -106,7 +131,7 @@ export function createAnalytics<E extends Catalog = Record<never, never>>(option
     setEnabled(enabled: boolean) {
       if (core || enabled === true) return withCore((c) => c.setEnabled(enabled));
       // Without the stages (loading, or their chunk 404s): an opt-out is stored from here, now; the stages apply it too when they come.
-      void withCore((c) => c.setEnabled(false));
+      if (loaded) void withCore((c) => c.setEnabled(false));
       return storeOptOut();
     },
     enable: () => instance.setEnabled(true),
@@ -135,15 +160,30 @@ export function createAnalytics<E extends Catalog = Record<never, never>>(option
       }
       if (core) await core.shutdown();
     },
-    details: () => core?.details() ?? 'The disclosure is loading; ask again in a moment.',
+    details() {
+      if (core) return core.details();
+      if (!closed) void load();
+      return 'The disclosure is loading; ask again in a moment.';
+    },
   } as Analytics<BuiltInCatalog & E>;
 
-  if (opts.globalName) {
-    try {
-      (globalThis as Record<string, unknown>)[opts.globalName] = instance;
-    } catch {
-      // a frozen global object: devtools access is a nicety, not worth failing for
-    }
-  }
+  if (opts.globalName && browser) setGlobal(opts.globalName, instance);
   return instance;
+}
+
+let toldTakeover = false;
+
+/** The devtools handle. A second instance takes it over: said once, in the console. Unbound toggles bind now. */
+function setGlobal(name: string, instance: unknown): void {
+  const g = globalThis as Record<string, unknown>;
+  if (g[name] !== undefined && g[name] !== instance && !toldTakeover) {
+    toldTakeover = true;
+    console.info(`re-analytics-web: globalThis.${name} is now the newest instance; the earlier one still runs.`);
+  }
+  try {
+    g[name] = instance;
+    globalThis.dispatchEvent(new Event(CREATED_EVENT));
+  } catch {
+    // a frozen global object: devtools access is a nicety, not worth failing for
+  }
 }

@@ -8,7 +8,7 @@
 // is left out (never sent as null) when unknown.
 
 import { hashed } from './hash.js';
-import type { BUILT_IN_EVENTS } from './reserved.js';
+import type { BUILT_IN_EVENTS, MODULE_OWNED } from './reserved.js';
 import { isRecord } from './plain.js';
 
 export type PropType = 'string' | 'integer' | 'float' | 'bool';
@@ -169,15 +169,10 @@ type RequiredKeys<P> = { [K in keyof P]: P[K] extends `${string}?` ? never : K }
 type OptionalKeys<P> = Exclude<keyof P, RequiredKeys<P>>;
 type PropsFrom<P> = { [K in RequiredKeys<P>]: JsType<P[K]> } & { [K in OptionalKeys<P>]?: JsType<P[K]> | null };
 /** The properties record() takes for an event. Properties the module fills in itself may be left out. */
-export type PropsFor<S extends EventSpec> = Omit<PropsFrom<S['props']>, AutoFilled> &
-  Partial<Pick<PropsFrom<S['props']>, AutoFilled & keyof PropsFrom<S['props']>>>;
+export type PropsFor<S extends EventSpec> = [keyof S['props']] extends [never]
+  ? Record<string, never> // an event without properties takes none (`{}` would take anything)
+  : Omit<PropsFrom<S['props']>, AutoFilled> & Partial<Pick<PropsFrom<S['props']>, AutoFilled & keyof PropsFrom<S['props']>>>;
 export type PropsOf<N extends CatalogEventName> = PropsFor<BuiltInCatalog[N]>;
-
-/**
- * Properties the module owns: whatever a caller passes for them is replaced, and where the
- * module has no value they are left out. A caller can never smuggle a URL in as `rerun_url`.
- */
-export const MODULE_OWNED = ['app_env', 'hashed_root_domain', 'rerun_url'] as const;
 
 /** Properties a caller may leave out: the module's own, and those a `derive` rule sets. */
 export type AutoFilled = (typeof MODULE_OWNED)[number] | 'app_id_starts_with_rerun_example';

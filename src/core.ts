@@ -108,10 +108,12 @@ export function startCore(opts: ResolvedOptions, notify: (state: ConsentState) =
     clear: () => (forgetLegacy(), shell.ask((ask) => ({ type: 'clear', analyticsId: newAnalyticsId(), ask }))),
     async setMetadata(props) {
       let clean: Metadata;
+      let told = 0; // what was not kept is audited, a few lines per call at most
+      const refused = (what: string) => void (told++ < 8 && audit.add({ name: '(metadata)', outcome: 'dropped', reason: `setMetadata: ${what}` }));
       try {
-        clean = plainMetadata(props);
+        clean = plainMetadata(props, refused);
       } catch {
-        return; // unreadable input (a throwing getter): nothing to store
+        return refused('its argument could not be read: nothing stored');
       }
       await shell.ask((ask) => ({ type: 'set-metadata', metadata: clean, ask }));
     },

@@ -10,7 +10,7 @@
 //
 // This file, and the devtools handle, are the only places the module touches a global (never
 // off the browser).
-import { inBrowser } from './inert.js';
+import { inBrowser } from './in-browser.js';
 
 /** Where shipped viewers (re_analytics' web pipeline, re_auth) send their PostHog batches. */
 export const VIEWER_TELEMETRY_URL = 'https://tel.rerun.io/api/pog';

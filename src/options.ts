@@ -3,7 +3,7 @@
 // silently ignored in production.
 import type { Catalog, EventSpec, PropSpec } from './catalog.js';
 import { safeString } from './plain.js';
-import { BUILT_IN_EVENTS, RESERVED_PROPERTIES } from './reserved.js';
+import { BUILT_IN_EVENTS, MODULE_OWNED, RESERVED_PROPERTIES, UNSAFE_NAMES, type ReservedEventName, type ReservedProperty } from './reserved.js';
 
 export interface AnalyticsOptions<E extends Catalog = Catalog> {
   /** PostHog project API key (`phc_…`). Required. */
@@ -38,10 +38,19 @@ export interface AnalyticsOptions<E extends Catalog = Catalog> {
    * More events, declared like the catalog's (Append only: person properties are the audited
    * catalog's alone). They are validated, allow-listed and disclosed exactly like built-in ones.
    */
-  events?: E;
+  events?: E & HostEvents<E>;
 }
 
-export type ResolvedOptions = Required<AnalyticsOptions>;
+/**
+ * What a host may declare, as a type: Append events only, no built-in, `$` or empty name, no
+ * reserved or module-owned property. A declaration the runtime would refuse does not compile.
+ */
+export type HostEvents<E> = {
+  [K in keyof E]: K extends ReservedEventName ? never : { kind: 'Append'; why: string; props: HostProps<E[K]> };
+};
+type HostProps<S> = S extends { props: infer P } ? { [K in keyof P]: K extends ReservedProperty ? never : PropSpec } : Record<string, PropSpec>;
+
+export type ResolvedOptions = Required<Omit<AnalyticsOptions, 'events'>> & { events: Catalog };
 
 export const DEFAULTS: Omit<ResolvedOptions, 'projectKey'> = {
   apiHost: 'https://eu.i.posthog.com',
@@ -99,8 +108,6 @@ function resolve(options: AnalyticsOptions): ResolvedOptions {
 }
 
 const SPEC = /^(string|integer|float|bool)\??$/;
-/** Names that mean something to every JavaScript object: never an event's or a property's. */
-const UNSAFE_NAMES = ['__proto__', 'constructor', 'prototype'];
 
 /**
  * Checks the host's declarations and returns a frozen copy: what was checked is what is used,
@@ -111,13 +118,14 @@ function checkEvents(events: unknown): Catalog {
   const copy: Record<string, EventSpec> = {};
   for (const [name, spec] of Object.entries(events as Record<string, Partial<Catalog[string]>>)) {
     if ((BUILT_IN_EVENTS as readonly string[]).includes(name)) fail(`event "${name}" is already in the built-in catalog`);
-    if (!name || name.startsWith('$') || UNSAFE_NAMES.includes(name)) fail(`event name "${name}" is reserved`);
+    if (!name || name.startsWith('$') || (UNSAFE_NAMES as readonly string[]).includes(name)) fail(`event name "${name}" is reserved`);
     if (spec?.kind !== 'Append') fail(`event "${name}": kind must be 'Append'`);
     if (typeof spec.why !== 'string' || !spec.why.trim()) fail(`event "${name}": say why it is collected ("why")`);
     if (typeof spec.props !== 'object' || spec.props === null) fail(`event "${name}": props must be an object`);
     const props: Record<string, PropSpec> = {};
     for (const [prop, type] of Object.entries(spec.props)) {
-      if (RESERVED_PROPERTIES.includes(prop) || prop.startsWith('$') || UNSAFE_NAMES.includes(prop)) fail(`event "${name}": property "${prop}" is reserved`);
+      if ((MODULE_OWNED as readonly string[]).includes(prop)) fail(`event "${name}": property "${prop}" is filled in by the module, not declared by the host`);
+      if ((RESERVED_PROPERTIES as readonly string[]).includes(prop) || prop.startsWith('$')) fail(`event "${name}": property "${prop}" is reserved`);
       if (typeof type !== 'string' || !SPEC.test(type)) fail(`event "${name}": property "${prop}" has type ${JSON.stringify(type)}, not one of string, integer, float, bool (with ? if optional)`);
       props[prop] = type;
     }

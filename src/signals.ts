@@ -1,5 +1,6 @@
 // What the browser and the embedding page say, read fresh each time we ask: the consent gate
 // (3-consent-gate.ts) weighs these; this file only reads them.
+import { embedderForbids } from './embedder.js';
 
 export interface Signals {
   /** Global Privacy Control or Do Not Track is on. */
@@ -18,20 +19,4 @@ export function readSignals(): Signals {
     automation: nav?.webdriver === true,
     embedderForbids: embedderForbids(),
   };
-}
-
-/**
- * The embedding page's policy, `<meta name="rerun-analytics" content="…">`. Fail closed: once
- * such a tag exists, analytics is allowed only if every one of them explicitly allows it
- * (content "allow", "on", "yes", "true" or "enabled"); any other content, a missing content,
- * or one "off" tag among allowing ones keeps it off.
- */
-function embedderForbids(): boolean {
-  const doc = globalThis.document as Document | undefined;
-  const tags = doc?.querySelectorAll?.('meta[name="rerun-analytics" i]');
-  if (!tags) return false;
-  for (const tag of tags) {
-    if (!/^\s*(allow|on|yes|true|enabled)\s*$/i.test(tag.getAttribute('content') ?? '')) return true;
-  }
-  return false;
 }

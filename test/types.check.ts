@@ -1,6 +1,6 @@
 // Type-level tests, checked by `tsc` in `npm test` (never run): the catalog drives record()'s
 // types, so names and properties autocomplete and mistakes in literal calls do not compile.
-import { createAnalytics } from '../src';
+import { createAnalytics, type AnalyticsState } from '../src';
 
 export function typeChecks() {
   const a = createAnalytics({ projectKey: 'phc_types' });
@@ -26,4 +26,40 @@ export function typeChecks() {
   b.record('settings-opened');
   // @ts-expect-error host-declared events are typed too
   b.record('export_clicked', { format: 1 });
+  a.record('settings-opened', {});
+  // @ts-expect-error an event without properties takes none
+  a.record('settings-opened', { foo: 1 });
+
+  // Declarations the runtime refuses (a TypeError at createAnalytics) do not compile either.
+  const why = 'Counts it.';
+  // @ts-expect-error person properties are the audited catalog's alone (kind Identify)
+  createAnalytics({ projectKey: 'k', events: { e: { kind: 'Identify', why, props: {} } } } as const);
+  // @ts-expect-error a $ name is PostHog's
+  createAnalytics({ projectKey: 'k', events: { $pageview: { kind: 'Append', why, props: {} } } } as const);
+  // @ts-expect-error a built-in event's name
+  createAnalytics({ projectKey: 'k', events: { 'settings-opened': { kind: 'Append', why, props: {} } } } as const);
+  // @ts-expect-error a reserved property (PostHog routes by token)
+  createAnalytics({ projectKey: 'k', events: { e: { kind: 'Append', why, props: { token: 'string' } } } } as const);
+  // @ts-expect-error a property the module fills in itself
+  createAnalytics({ projectKey: 'k', events: { e: { kind: 'Append', why, props: { rerun_url: 'string' } } } } as const);
+  // @ts-expect-error a $ property
+  createAnalytics({ projectKey: 'k', events: { e: { kind: 'Append', why, props: { $current_url: 'string' } } } } as const);
+  // @ts-expect-error not a property type
+  createAnalytics({ projectKey: 'k', events: { e: { kind: 'Append', why, props: { n: 'number' } } } } as const);
+  // Without `as const` too:
+  // @ts-expect-error kind Identify
+  createAnalytics({ projectKey: 'k', events: { e: { kind: 'Identify', why, props: {} } } });
+  // @ts-expect-error a module-owned property
+  createAnalytics({ projectKey: 'k', events: { e: { kind: 'Append', why, props: { app_env: 'string' } } } });
+  // @ts-expect-error a $ name
+  createAnalytics({ projectKey: 'k', events: { $pageview: { kind: 'Append', why, props: {} } } });
+  // @ts-expect-error a built-in name
+  createAnalytics({ projectKey: 'k', events: { viewer_started: { kind: 'Append', why, props: {} } } });
+  createAnalytics({ projectKey: 'k', events: { e: { kind: 'Append', why, props: { n: 'integer' } } } }); // a good one compiles
+
+  // config().reason is a Reason, assignable to the state subscribe() hands out.
+  void a.config().then((c) => {
+    const state: AnalyticsState = { enabled: c.enabled, reason: c.reason };
+    return state;
+  });
 }

@@ -6,12 +6,14 @@
 import { watchOpenHandles } from './open-handles.ts';
 const openHandles = watchOpenHandles();
 
-const { createAnalytics } = await import('../../src/index.ts');
+// The package as npm ships it: `npm run bench` aliases this to the packed dist (tsconfig paths: src, for types).
+const { createAnalytics } = await import('re-analytics-web');
 const { default: posthog } = await import('posthog-js');
 
 const sink = new URLSearchParams(location.search).get('sink')!;
 const tick = () => new Promise((r) => setTimeout(r, 0));
 const props = () => ({ source_type: 'file', file_extension: 'rrd', started_successfully: true });
+const recording = (i: number) => ({ application_id: `my_app_${i % 7}`, recording_id: `rec-${i}`, store_source: 'file', store_version: '0.24.0', rust_version: '1.84.0' });
 
 /** Median cost per call in ns: `samples` timings of `batch` calls each, a task between samples. */
 async function perCall(call: () => void, batch: number, samples: number): Promise<number> {
@@ -80,6 +82,29 @@ Object.assign(globalThis, {
       await new Promise((r) => setTimeout(r, 500));
       const after = openHandles();
       return Object.fromEntries(Object.entries(after).map(([k, v]) => [k, v - before[k as keyof typeof before]]));
+    },
+    /**
+     * Frames: `n` open_recording in one host task (consent on, posthog-js already loaded), then
+     * flush() until the endpoint answered. n = 0 is the same flow without events (the baseline).
+     */
+    async burst(key: string, n: number) {
+      const a = ours(key, { flushIntervalMs: 60_000 });
+      a.record('settings-opened');
+      await a.flush(); // posthog-js loaded, the lock held: what follows is the burst alone
+      await new Promise((r) => setTimeout(r, 300));
+      const mark = performance.now();
+      for (let i = 0; i < n; i++) a.record('open_recording', recording(i));
+      await a.flush();
+      const took = performance.now() - mark;
+      await a.shutdown();
+      return took;
+    },
+    /** The anchor: `n` capture() in one task, then long enough for its batch (every 3 s) to leave. */
+    async burstAnchor(n: number) {
+      const p = anchor();
+      await new Promise((r) => setTimeout(r, 300));
+      for (let i = 0; i < n; i++) p.capture('open_recording', recording(i));
+      await new Promise((r) => setTimeout(r, 4000));
     },
     async sparseOurs(key: string) {
       const a = ours(key);

@@ -74,13 +74,15 @@ export function applyChange(c: StoredConfig, change: ConfigChange): StoredConfig
 }
 
 /** Metadata as plain values; the native `{"String": "x"}` shape is unwrapped; anything else is dropped. */
-export function plainMetadata(value: unknown): Metadata {
-  if (!isRecord(value)) return {};
+export function plainMetadata(value: unknown, refused?: (what: string) => void): Metadata {
+  if (!isRecord(value)) return void refused?.(`not an object of values (got ${value === null ? 'null' : Array.isArray(value) ? 'an array' : `a ${typeof value}`})`), {};
   const kept: [string, MetadataValue][] = [];
   for (const [k, v] of Object.entries(value)) {
+    if (kept.length >= MAX_METADATA_KEYS) return void refused?.(`more than ${MAX_METADATA_KEYS} keys: the rest not kept`), Object.fromEntries(kept);
     const plain = unwrapNative(v)?.value ?? v;
     const ok = typeof plain === 'string' ? plain.length <= MAX_METADATA_LENGTH : typeof plain === 'boolean' || (typeof plain === 'number' && Number.isFinite(plain));
-    if (ok && k.length <= 200 && k !== '__proto__' && kept.length < MAX_METADATA_KEYS) kept.push([k, plain as MetadataValue]);
+    if (ok && k.length <= 200 && k !== '__proto__') kept.push([k, plain as MetadataValue]);
+    else refused?.(`"${k.slice(0, 100)}" not kept: ${ok ? 'not a usable name' : `a value must be a string (≤ ${MAX_METADATA_LENGTH} characters), a finite number or a boolean`}`);
   }
   return Object.fromEntries(kept); // own keys only, even one named "__proto__"
 }

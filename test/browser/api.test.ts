@@ -42,8 +42,16 @@ describe('never throws into the host', () => {
     expect(a.isEnabled()).toBe(false);
     await expect(a.setMetadata(null as never)).resolves.toBeUndefined();
     await expect(a.setMetadata({ ok: 'x', bad: { nested: 1 } as never, nan: Number.NaN })).resolves.toBeUndefined();
+    await expect(a.setMetadata('team=vision' as never)).resolves.toBeUndefined();
     expect((await a.config()).metadata).toEqual({ ok: 'x' });
     expect(heard).toEqual([true, false]);
+    // What was not kept is said, in the audit (not silently ignored).
+    expect(a.audit().filter((e) => e.name === '(metadata)').map((e) => e.reason)).toEqual([
+      'setMetadata: not an object of values (got null)',
+      'setMetadata: "bad" not kept: a value must be a string (≤ 1024 characters), a finite number or a boolean',
+      'setMetadata: "nan" not kept: a value must be a string (≤ 1024 characters), a finite number or a boolean',
+      'setMetadata: not an object of values (got a string)',
+    ]);
   });
 
   test('record() only queues, bounded: past 1000 within one tick the rest are counted, in one audit entry', async () => {

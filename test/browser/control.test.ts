@@ -23,6 +23,21 @@ describe('devtools', () => {
     expect((await g.config()).metadata).toEqual({});
   });
 
+  test('a second instance taking over the devtools global says so, once, in the console', async () => {
+    const key = `phc_takeover_${Math.random().toString(36).slice(2)}`;
+    const p = await openApp(key);
+    const same = await pages.pageEval(p, `(() => {
+      const first = globalThis.rerunAnalytics;
+      const b = rerun.createAnalytics({ projectKey: 'phc_b', apiHost: location.origin });
+      const c = rerun.createAnalytics({ projectKey: 'phc_c', apiHost: location.origin });
+      return [first === analytics, globalThis.rerunAnalytics === c];
+    })()`);
+    const told = (await pages.pageConsole(p)).filter((l) => l.includes('is now the newest instance'));
+    await pages.closePage(p);
+    expect(same).toEqual([true, true]);
+    expect(told).toEqual(['info: re-analytics-web: globalThis.rerunAnalytics is now the newest instance; the earlier one still runs.']);
+  });
+
   test('globalName: false installs nothing', async () => {
     const before = Object.keys(globalThis).length;
     start({ globalName: false });
@@ -81,6 +96,87 @@ describe('settings toggle element', () => {
     } finally {
       el.remove();
     }
+  });
+});
+
+describe('the toggle in any order', () => {
+  type Toggle = HTMLElement & { analytics?: Bindable };
+  type Bindable = Pick<Analytics, 'ready' | 'isEnabled' | 'setEnabled' | 'subscribe' | 'config'>;
+  const reasonOf = (el: HTMLElement) => waitFor(() => el.dataset.reason, (r) => r !== undefined && r !== 'loading', 10_000);
+  /** `a`, counting its live subscriptions: a toggle that let go of it has none. */
+  const counted = (a: Analytics) => {
+    const c = { live: 0, ready: a.ready, isEnabled: () => a.isEnabled(), setEnabled: (on: boolean) => a.setEnabled(on), config: () => a.config() } as Bindable & { live: number };
+    c.subscribe = (listener) => {
+      c.live++;
+      const off = a.subscribe(listener);
+      return () => (c.live--, off());
+    };
+    return c;
+  };
+  const toggle = (tag = 'rerun-analytics-toggle', global?: string) => {
+    const el = document.createElement(tag) as Toggle;
+    if (global) el.setAttribute('global', global);
+    return el;
+  };
+
+  test('connected before createAnalytics(): it shows "loading", then the instance\'s state once the global is set', async () => {
+    defineAnalyticsToggle();
+    const el = toggle('rerun-analytics-toggle', 'lateGlobal');
+    document.body.append(el);
+    try {
+      await waitFor(() => el.dataset.reason, (r) => r === 'loading');
+      expect(el.querySelector('input')!.disabled).toBe(true);
+      start({ globalName: 'lateGlobal' });
+      expect(await reasonOf(el)).toBe('default');
+      expect(el.querySelector('input')!.checked).toBe(true);
+      expect(el.querySelector('small')!.textContent).toBe(REASON_TEXT.default);
+    } finally {
+      el.remove();
+    }
+  });
+
+  test('bound after it was connected, and bound before the element was defined', async () => {
+    defineAnalyticsToggle();
+    const { a } = start();
+    const after = toggle('rerun-analytics-toggle', 'noSuchGlobal');
+    document.body.append(after);
+    const before = toggle('late-defined-toggle');
+    before.analytics = a; // an own property, set before the class exists
+    document.body.append(before);
+    try {
+      after.analytics = a;
+      expect(await reasonOf(after)).toBe('default');
+      defineAnalyticsToggle('late-defined-toggle');
+      expect(await reasonOf(before)).toBe('default');
+      expect(before.analytics).toBe(a);
+    } finally {
+      after.remove();
+      before.remove();
+    }
+  });
+
+  test('re-binds when analytics changes; lets go of the instance when re-bound and when disconnected', async () => {
+    defineAnalyticsToggle();
+    const a = counted(start().a);
+    const b = counted(start({ embedderPolicy: 'off' }).a);
+    const el = toggle();
+    el.analytics = a;
+    document.body.append(el);
+    try {
+      expect(await reasonOf(el)).toBe('default');
+      expect(a.live).toBe(1);
+      el.analytics = b;
+      expect(await waitFor(() => el.dataset.reason, (r) => r === 'embedder-policy')).toBe('embedder-policy');
+      expect([a.live, b.live], 'subscriptions after the re-bind').toEqual([0, 1]);
+      expect(el.querySelector('input')!.disabled).toBe(true);
+      el.remove();
+      expect(b.live, 'after disconnect').toBe(0);
+      document.body.append(el); // connected again: bound again
+      await waitFor(() => b.live, (n) => n === 1);
+    } finally {
+      el.remove();
+    }
+    expect(b.live).toBe(0);
   });
 });
 
@@ -200,6 +296,25 @@ describe('embedder policy wins over everything', () => {
     await pages.pageEval(p, `analytics.record('settings-opened'); analytics.flush()`);
     await sleep(150);
     await pages.closePage(p);
+    expect((await received(key)).requests).toHaveLength(0);
+  });
+
+  test.each([['the option', '&policy=off'], ['the meta tag', '&meta=off']])('policy off by %s: nothing beyond the facade is fetched, until config() asks; then what was recorded is audited as dropped', async (_what, params) => {
+    const key = `phc_policy_${Math.random().toString(36).slice(2)}`;
+    const p = await openApp(key, `${params}&toggle=0`);
+    const stages = async () => (await pages.pageRequests(p)).filter((u) => /\/src\/(core|store|decide\/|6-transport)|posthog/.test(u));
+    const early = await pages.pageEval(p, `analytics.ready.then(() => { analytics.record('settings-opened'); return analytics.flush(); }).then(() => analytics.isEnabled())`);
+    await sleep(300);
+    const before = await stages();
+    const reason = await pages.pageEval(p, 'analytics.config().then((c) => c.reason)');
+    const audit = (await pages.pageEval(p, 'analytics.audit()')) as { name: string; outcome: string; reason?: string }[];
+    const after = await stages();
+    await pages.closePage(p);
+    expect(early).toBe(false);
+    expect(before, 'fetched before anything asked').toEqual([]);
+    expect(after.length, 'config() fetched the stages (the detector sees them)').toBeGreaterThan(0);
+    expect(reason).toBe('embedder-policy');
+    expect(audit).toContainEqual(expect.objectContaining({ name: 'settings-opened', outcome: 'dropped', reason: 'embedder-policy' }));
     expect((await received(key)).requests).toHaveLength(0);
   });
 });

@@ -2,7 +2,7 @@
 // validated, gated, allow-listed and audited like any other; api_key, distinct_id, session_id
 // and event_id replaced by ours; the timestamp kept.
 import { describe, expect, test } from 'vitest';
-import { MODULE_OWNED } from '../../src/catalog';
+import { MODULE_OWNED } from '../../src/reserved';
 import { arrived, start } from './helpers';
 import { PIPELINE, PIPELINE_TEXT } from './pipeline-fixtures';
 

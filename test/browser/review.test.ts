@@ -244,7 +244,8 @@ describe('second review', () => {
     expect(() => a.record('load_data_source', evil as never)).not.toThrow();
     expect(() => a.recordNative({ get name(): string { throw Object.create(null); } } as never)).not.toThrow();
     await expect(a.setMetadata({ get team(): string { throw new Error('boom'); } } as never)).resolves.toBeUndefined();
-    expect(a.audit().map((e) => e.outcome)).toEqual(['dropped', 'dropped']);
+    expect(a.audit().map((e) => e.outcome)).toEqual(['dropped', 'dropped', 'dropped']);
+    expect(a.audit()[2]).toMatchObject({ name: '(metadata)', reason: 'setMetadata: its argument could not be read: nothing stored' });
   });
 
 });

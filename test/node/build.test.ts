@@ -1,44 +1,23 @@
-// The library build: posthog-js must not be in the entry chunk; it stays a dynamic import
-// that the host's bundler splits into its own chunk, fetched only when consent is on.
-import { describe, expect, test } from 'vitest';
-import { build } from 'vite';
-import { mkdtemp, readFile, readdir, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+// The package as npm ships it (test/pack-setup.ts): one file per module, as in src/, so that a
+// host's bundler splits it as src/ is split. posthog-js is never imported statically: one
+// module imports it dynamically, and the facade reaches the stages only through import().
+import { expect, inject, test } from 'vitest';
+import { readFile, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
 
-const root = resolve(import.meta.dirname, '../..');
-
-describe('bundles', () => {
-  test('library build: posthog-js is only ever imported dynamically, and not from the entry', async () => {
-    const outDir = await mkdtemp(join(tmpdir(), 'rerun-lib-'));
-    await build({ root, logLevel: 'silent', build: { outDir, emptyOutDir: true } });
-    const files = (await readdir(outDir)).filter((f) => f.endsWith('.js'));
-    const code = Object.fromEntries(await Promise.all(files.map(async (f) => [f, await readFile(join(outDir, f), 'utf8')] as const)));
-    expect(code['index.js']).not.toContain('posthog-js');
-    expect(code['index.js']).toMatch(/import\(["']\.\/core-[\w-]+\.js["']\)/); // the stages: a chunk of their own
-    const withImport = files.filter((f) => /import\(["']posthog-js\/dist\/module\.slim\.no-external\.js["']\)/.test(code[f]!));
-    expect(withImport).toHaveLength(1);
-    for (const f of files) {
-      expect(code[f]).not.toMatch(/^\s*import[^(]*["']posthog-js/m); // no static import anywhere
-      expect(code[f]).not.toContain('_send_retriable_request'); // a marker of posthog-js's own code
-    }
-  }, 60_000);
-
-  test('a host app bundle: posthog-js lands in a separate chunk, not the entry', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'rerun-host-'));
-    await writeFile(join(dir, 'index.html'), '<!doctype html><script type="module" src="./main.js"></script>');
-    await writeFile(join(dir, 'main.js'), `import { createAnalytics } from ${JSON.stringify(join(root, 'src/index.ts'))};\nglobalThis.a = createAnalytics({ projectKey: 'phc_x' });\n`);
-    const outDir = join(dir, 'dist');
-    await build({ root: dir, configFile: false, logLevel: 'silent', resolve: { alias: {} }, server: { fs: { allow: [root, dir] } }, build: { outDir, emptyOutDir: true } });
-    const files = await readdir(join(outDir, 'assets'));
-    const contents = await Promise.all(files.map(async (f) => [f, await readFile(join(outDir, 'assets', f), 'utf8')] as const));
-    const html = await readFile(join(outDir, 'index.html'), 'utf8');
-    const entryName = /src="\/assets\/([^"]+)"/.exec(html)?.[1];
-    const entry = contents.find(([f]) => f === entryName)?.[1] ?? '';
-    const withPosthog = contents.filter(([, c]) => c.includes('_send_retriable_request'));
-    expect(entryName).toBeTruthy();
-    expect(withPosthog.map(([f]) => f)).not.toContain(entryName);
-    expect(withPosthog).toHaveLength(1);
-    expect(entry).toMatch(/import\(/);
-  }, 60_000);
+test('packed: posthog-js only ever imported dynamically, from one module; the facade loads the stages and the toggle\'s drawing with import()', async () => {
+  const pkg = join(inject('hosts'), 'node_modules/re-analytics-web');
+  const files = (await readdir(join(pkg, 'dist'), { recursive: true })).filter((f) => f.endsWith('.js'));
+  const code = Object.fromEntries(await Promise.all(files.map(async (f) => [f, await readFile(join(pkg, 'dist', f), 'utf8')] as const)));
+  expect(Object.keys(code)).toEqual(expect.arrayContaining(['index.js', 'analytics.js', 'core.js', 'toggle-view.js', 'reason-text.js']));
+  const withImport = files.filter((f) => /import\(["']posthog-js\/dist\/module\.slim\.no-external\.js["']\)/.test(code[f]!));
+  expect(withImport).toEqual(['6-transport.js']);
+  for (const f of files) {
+    expect(code[f]).not.toMatch(/^\s*import[^(]*["']posthog-js/m); // no static import anywhere
+    expect(code[f]).not.toContain('_send_retriable_request'); // a marker of posthog-js's own code
+  }
+  expect(code['analytics.js']).toMatch(/import\(["']\.\/core\.js["']\)/);
+  expect(code['analytics.js']).not.toMatch(/^import[^(]*["']\.\/core\.js["']/m);
+  expect(code['toggle-element.js']).toMatch(/import\(["']\.\/toggle-view\.js["']\)/);
+  expect(code['index.js']).not.toMatch(/toggle-view/); // REASON_TEXT comes from reason-text.js
 });

@@ -6,7 +6,8 @@ import { resolve } from 'node:path';
 const root = resolve(import.meta.dirname, '../..');
 const shared = resolve(root, '../shared/reference/hash-vectors.json');
 
-test.skipIf(!existsSync(shared))('test/fixtures/hash-vectors.json equals ../shared/reference/hash-vectors.json', () => {
+test('test/fixtures/hash-vectors.json equals ../shared/reference/hash-vectors.json', (ctx) => {
+  if (!existsSync(shared)) return ctx.skip(`no ${shared} (a clone outside the project's workspace): the copy has nothing to be compared with`);
   const copy = JSON.parse(readFileSync(resolve(root, 'test/fixtures/hash-vectors.json'), 'utf8'));
   expect(copy).toEqual(JSON.parse(readFileSync(shared, 'utf8')));
   expect(copy.length).toBeGreaterThanOrEqual(7);
