@@ -140,16 +140,19 @@ test('bench', async () => {
     // Frames: the longest main-thread task and the main-thread time per event, from a trace.
     if (only.has('frames')) {
       const N = 1000;
-      const frame = async (run: (p: Page) => Promise<unknown>) => {
+      const frame = async (prepare: string, run: (p: Page) => Promise<unknown>) => {
         const { p } = await open();
+        await p.evaluate(prepare); // what a page does once (load the stages, posthog-js) is not in the trace
         await browser.startTracing(p, { categories: ['devtools.timeline', 'disabled-by-default-devtools.timeline'] });
         await run(p);
         const tasks = mainThreadTasks(await browser.stopTracing());
         await p.close();
         return { longest: Math.max(...tasks), total: tasks.reduce((a, b) => a + b, 0) };
       };
-      const [base, ours] = [await frame((p) => p.evaluate('bench.burst("phc_frames0", 0)')), await frame((p) => p.evaluate(`bench.burst("phc_frames", ${N})`))];
-      const [aBase, anchor] = [await frame((p) => p.evaluate('bench.burstAnchor(0)')), await frame((p) => p.evaluate(`bench.burstAnchor(${N})`))];
+      const base = await frame('bench.prepareBurst("phc_frames0")', (p) => p.evaluate('bench.burst(0)'));
+      const ours = await frame('bench.prepareBurst("phc_frames")', (p) => p.evaluate(`bench.burst(${N})`));
+      const aBase = await frame('bench.prepareAnchor()', (p) => p.evaluate('bench.burstAnchor(0)'));
+      const anchor = await frame('bench.prepareAnchor()', (p) => p.evaluate(`bench.burstAnchor(${N})`));
       const per = ((ours.total - base.total) / N) * 1000;
       const aPer = ((anchor.total - aBase.total) / N) * 1000;
       rows.push([`longest main-thread task: ${N} open_recording in one host task → delivered`, `${ours.longest.toFixed(1)} ms`, `posthog-js, ${N} capture(): ${anchor.longest.toFixed(1)} ms`, `${(ours.longest / anchor.longest * 100).toFixed(1)} %`, '≤ 4 ms (of ours: the host\'s own loop is in that task)', ours.longest <= 4 ? 'met' : 'missed']);

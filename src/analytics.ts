@@ -76,7 +76,7 @@ export function createAnalytics<const E extends Catalog = Record<never, never>>(
   let core: Core | undefined;
   let closed = false;
 
-  const intake = createIntake(() => core?.take(intake));
+  const intake = createIntake(() => core?.take(intake, true)); // a burst is judged a slice per task
   const notify = (state: AnalyticsState) => {
     for (const listener of [...listeners]) {
       try {
@@ -102,7 +102,7 @@ export function createAnalytics<const E extends Catalog = Record<never, never>>(
           stages ??= browser ? await import('./core.js') : await import('./inert.js');
           core = stages.startCore(opts, notify);
           firstTry();
-          core.take(intake); // what was recorded meanwhile
+          core.take(intake, true); // what was recorded meanwhile
           return core;
         } catch {
           firstTry();
@@ -148,7 +148,7 @@ export function createAnalytics<const E extends Catalog = Record<never, never>>(
     clear: () => withCore((c) => c.clear()),
     setMetadata: (props) => withCore((c) => c.setMetadata(props)),
     // Nothing can be sent without the stages: if their chunk cannot be fetched, there is nothing to wait for.
-    flush: () => tried.then(() => core && (core.take(intake), core.flush())),
+    flush: () => tried.then(() => core && (core.take(intake, true), core.flush())),
     async shutdown() {
       if (closed) return;
       await tried; // the stages, if they can be had, take what was recorded and stop cleanly

@@ -57,8 +57,8 @@ export interface ConfigSnapshot {
 /** What the facade (analytics.ts) asks of the loaded stages. */
 export interface Core {
   readonly ready: Promise<void>;
-  /** Takes everything the intake holds, now (validate, then the core). */
-  take(intake: Intake): void;
+  /** Takes what the intake holds (validate, then the core): all of it, or `sliced`, a few ms per task. */
+  take(intake: Intake, sliced?: boolean): void;
   state(): ConsentState;
   setEnabled(enabled: boolean): Promise<void>;
   config(): Promise<ConfigSnapshot>;
@@ -72,6 +72,20 @@ export interface Core {
 
 const clock = () => performance.now();
 
+/** Entries per IndexedDB transaction: each put clones its value on the main thread (~0.1 ms). */
+export const WRITE_CHUNK = 25;
+/** Judging a burst runs in tasks of at most this long, the host's frames in between. */
+const SLICE_MS = 2;
+
+/** The next task, soon but after the host's: scheduler.postTask where there is one, else a message. */
+function nextTask(run: () => void): void {
+  const scheduler = (globalThis as { scheduler?: { postTask?: (f: () => void, o: object) => Promise<unknown> } }).scheduler;
+  if (typeof scheduler?.postTask === 'function') return void scheduler.postTask(run, { priority: 'user-visible' }).catch(() => undefined);
+  const channel = new MessageChannel();
+  channel.port1.onmessage = () => (channel.port1.close(), run());
+  channel.port2.postMessage(null);
+}
+
 /** Starts the stages for one createAnalytics(). `notify` hears every change of the gate's answer. */
 export function startCore(opts: ResolvedOptions, notify: (state: ConsentState) => void): Core {
   const catalog: Catalog = Object.freeze({ ...CATALOG, ...opts.events });
@@ -80,7 +94,7 @@ export function startCore(opts: ResolvedOptions, notify: (state: ConsentState) =
   const db = openStorage(() => shell.feed({ type: 'storage-lost' }));
   const where = { projectKey: opts.projectKey, apiHost: opts.apiHost, sessionId, wall: Date.now };
   const st = initialState(
-    { projectKey: opts.projectKey, apiHost: opts.apiHost, intervalMs: opts.flushIntervalMs, firstRunGrace: opts.firstRunGrace, respectPrivacySignals: opts.respectPrivacySignals, devBuild: opts.devBuild, force: opts.force, embedderPolicyOff: opts.embedderPolicy === 'off', sessionId },
+    { projectKey: opts.projectKey, apiHost: opts.apiHost, intervalMs: opts.flushIntervalMs, firstRunGrace: opts.firstRunGrace, respectPrivacySignals: opts.respectPrivacySignals, devBuild: opts.devBuild, force: opts.force, embedderPolicyOff: opts.embedderPolicy === 'off', sessionId, writeChunk: WRITE_CHUNK },
     clock(),
     Date.now(),
     readSignals(),
@@ -90,11 +104,19 @@ export function startCore(opts: ResolvedOptions, notify: (state: ConsentState) =
   const judge = createJudge(catalog, opts, audit);
   const now = () => gate({ ...st, signals: readSignals() }); // a meta tag added since the last change counts too
 
-  return {
+  let slicing = false;
+  const judged: (() => void)[] = []; // flush() calls waiting for a burst to be judged
+  const core: Core = {
     ready: shell.ready,
-    take(intake) {
-      const valid = judge(intake);
+    take(intake, sliced) {
+      // A burst is judged a slice per task (sliced: the intake's own wake-up); asked for now
+      // (audit(), flush(), shutdown()), all of it at once.
+      const { valid, more } = judge(intake, sliced ? clock() + SLICE_MS : Infinity);
       if (valid.length) shell.feed({ type: 'record', events: valid, uuids: valid.map(() => uuid7(Date.now())) });
+      if (!more) return void judged.splice(0).forEach((resolve) => resolve());
+      if (slicing) return;
+      slicing = true;
+      nextTask(() => ((slicing = false), core.take(intake, true)));
     },
     state: now,
     setEnabled: (enabled) => shell.ask((ask) => ({ type: 'set-choice', enabled, ask })),
@@ -117,10 +139,12 @@ export function startCore(opts: ResolvedOptions, notify: (state: ConsentState) =
       }
       await shell.ask((ask) => ({ type: 'set-metadata', metadata: clean, ask }));
     },
-    flush: () => shell.ask((ask) => ({ type: 'flush', ask })),
+    // Once what was recorded before it is judged (a slice per task), it sends.
+    flush: () => (slicing ? new Promise<void>((resolve) => judged.push(resolve)) : Promise.resolve()).then(() => shell.ask((ask) => ({ type: 'flush', ask }))),
     shutdown: () => shell.ask((ask) => ({ type: 'shutdown', ask })),
     details: () => disclosure(catalog, opts.globalName),
   };
+  return core;
 }
 
 /**
@@ -154,14 +178,21 @@ function createJudge(catalog: Catalog, opts: ResolvedOptions, audit: ReturnType<
       dropped(kind === 0 ? safeString(a).slice(0, 100) : nativeName(a), `internal error: ${safeString(err).slice(0, 200)}`);
     }
   };
-  return (intake: Intake): Valid[] => {
-    budget = INTAKE_LIMIT;
-    over = 0;
+  // What the intake handed over and is not judged yet: [kind, a, b, time] × n, judged in order.
+  let raw: unknown[] = [];
+  let at = 0;
+  return (intake: Intake, deadline: number): { valid: Valid[]; more: boolean } => {
     valid = [];
-    const refused = intake.drain(one); // one() counts those past the budget here…
-    over += refused; // …and the intake those it refused
+    over = 0;
+    if (!raw.length) budget = INTAKE_LIMIT; // a new burst: the bound counts afresh
+    // Held at most INTAKE_LIMIT calls unjudged (4 slots each); past that, counted as too many.
+    over += intake.drain((kind, a, b, time) => void (raw.length - at < INTAKE_LIMIT * 4 ? raw.push(kind, a, b, time) : over++));
+    for (let first = true; at < raw.length && (first || clock() < deadline); first = false, at += 4) {
+      one(raw[at] as 0 | 1, raw[at + 1], raw[at + 2], raw[at + 3] as number);
+    }
+    if (at === raw.length) (raw = []), (at = 0);
     if (over) dropped(`(${over} events)`, `too many at once: more than ${INTAKE_LIMIT} recorded within one tick`);
-    return valid;
+    return { valid, more: at < raw.length };
   };
 }
 

@@ -83,23 +83,25 @@ Object.assign(globalThis, {
       const after = openHandles();
       return Object.fromEntries(Object.entries(after).map(([k, v]) => [k, v - before[k as keyof typeof before]]));
     },
-    /**
-     * Frames: `n` open_recording in one host task (consent on, posthog-js already loaded), then
-     * flush() until the endpoint answered. n = 0 is the same flow without events (the baseline).
-     */
-    async burst(key: string, n: number) {
+    /** Frames, before the trace: an instance with posthog-js loaded and the lock held. */
+    async prepareBurst(key: string) {
       const a = ours(key, { flushIntervalMs: 60_000 });
       a.record('settings-opened');
-      await a.flush(); // posthog-js loaded, the lock held: what follows is the burst alone
+      await a.flush();
+      (globalThis as { burstInstance?: typeof a }).burstInstance = a;
+    },
+    /** Frames, traced: `n` open_recording in one host task, then flush() until the endpoint answered. n = 0: the baseline. */
+    async burst(n: number) {
+      const a = (globalThis as { burstInstance?: ReturnType<typeof ours> }).burstInstance!;
       await new Promise((r) => setTimeout(r, 300));
-      const mark = performance.now();
       for (let i = 0; i < n; i++) a.record('open_recording', recording(i));
       await a.flush();
-      const took = performance.now() - mark;
       await a.shutdown();
-      return took;
     },
     /** The anchor: `n` capture() in one task, then long enough for its batch (every 3 s) to leave. */
+    prepareAnchor() {
+      anchor();
+    },
     async burstAnchor(n: number) {
       const p = anchor();
       await new Promise((r) => setTimeout(r, 300));

@@ -160,6 +160,9 @@ function issue(st: State, fx: Fx, op: StorageOp, urgent = false): void {
   fx.push({ type: 'storage', id, op, seq });
 }
 
+/** The first writeChunk of `set`: one transaction's worth. */
+const chunk = (st: State, set: Set<string>) => [...set].slice(0, st.s.writeChunk);
+
 function takeStaged(st: State) {
   const entries = st.staged;
   st.staged = [];
@@ -175,12 +178,16 @@ function nextOp(st: State, fx: Fx): StorageOp | undefined {
   }
   if (change) return { op: 'change', ...change };
   if (st.unmark && !st.flight && st.now >= st.storageRetryAt) {
-    st.unmark = false;
-    return { op: 'remove', uuids: [...st.removals], unmark: true }; // also ends this tab's in-flight mark
+    const uuids = chunk(st, st.removals);
+    st.unmark = uuids.length < st.removals.size; // the last chunk also ends this tab's in-flight mark
+    return { op: 'remove', uuids, unmark: !st.unmark };
   }
   if (st.stale || (st.settling && st.now >= st.settling.checkAt)) return { op: 'read' };
-  if (st.staged.length && st.mode === 'indexeddb') return { op: 'add', entries: takeStaged(st) };
-  if (st.removals.size && st.now >= st.storageRetryAt) return { op: 'remove', uuids: [...st.removals], unmark: !st.flight }; // a mark in flight stays
+  if (st.staged.length && st.mode === 'indexeddb') return { op: 'add', entries: st.staged.splice(0, st.s.writeChunk) };
+  if (st.removals.size && st.now >= st.storageRetryAt) {
+    const uuids = chunk(st, st.removals);
+    return { op: 'remove', uuids, unmark: !st.flight && uuids.length === st.removals.size }; // a mark in flight stays
+  }
   if (st.mode === 'memory' && st.now >= st.storageRetryAt && gate(st).enabled) return { op: 'add', entries: [...st.known.values()], again: true }; // back to IndexedDB once a write succeeds
   if (st.sweep && st.mode === 'indexeddb') {
     st.sweep = false;

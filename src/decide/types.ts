@@ -22,6 +22,11 @@ export interface Settings {
   force: boolean;
   embedderPolicyOff: boolean;
   sessionId: string;
+  /**
+   * At most this many entries per add or remove (each one transaction): IndexedDB clones every
+   * value on the main thread as it is put, ~0.1 ms each, and no task of ours may take 4 ms.
+   */
+  writeChunk: number;
 }
 
 /** A change of the stored config, applied inside one transaction (applyChange in config.ts). */

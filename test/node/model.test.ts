@@ -75,7 +75,7 @@ interface World {
 }
 
 const wall = (w: World) => 1_800_000_000_000 + w.mono + w.wallOffset;
-const SETTINGS = (sid: string) => ({ projectKey: 'phc_model', apiHost: 'https://example.test', intervalMs: 50, firstRunGrace: false, respectPrivacySignals: true, devBuild: false, force: true, embedderPolicyOff: false, sessionId: sid });
+const SETTINGS = (sid: string) => ({ projectKey: 'phc_model', apiHost: 'https://example.test', intervalMs: 50, firstRunGrace: false, respectPrivacySignals: true, devBuild: false, force: true, embedderPolicyOff: false, sessionId: sid, writeChunk: 2 }); // small: writes and removals go in several transactions
 const event = (w: World): Valid => ({ kind: 'Append', name: 'settings-opened', props: {}, time: wall(w), bytes: 2 });
 
 function newWorld(tabs: number): World {
