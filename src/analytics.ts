@@ -102,7 +102,9 @@ export function createAnalytics<const E extends Catalog = Record<never, never>>(
           stages ??= browser ? await import('./core.js') : await import('./inert.js');
           core = stages.startCore(opts, notify);
           firstTry();
-          core.take(intake, true); // what was recorded meanwhile
+          // What was recorded meanwhile: under a policy that forbade it, never judged (the tag may be gone by now).
+          if (forbidden) core.refuse(intake, 'embedder-policy');
+          else core.take(intake, true);
           return core;
         } catch {
           firstTry();
@@ -129,7 +131,8 @@ export function createAnalytics<const E extends Catalog = Record<never, never>>(
     recordNative: intake.native,
     isEnabled: () => !closed && (core?.state().enabled ?? false), // now: a meta tag added since the last change counts too; off once shut down
     setEnabled(enabled: boolean) {
-      if (core || enabled === true) return withCore((c) => c.setEnabled(enabled));
+      // What was recorded before the change is judged before it (an opt-out then ends it, an opt-in does not carry it over).
+      if (core || enabled === true) return withCore((c) => (c.take(intake), c.setEnabled(enabled)));
       // Without the stages (loading, or their chunk 404s): an opt-out is stored from here, now; the stages apply it too when they come.
       if (loaded) void withCore((c) => c.setEnabled(false));
       return storeOptOut();
@@ -145,7 +148,7 @@ export function createAnalytics<const E extends Catalog = Record<never, never>>(
     printAudit() {
       console.table(entries().map((e) => ({ time: e.time, event: e.name, outcome: e.outcome, reason: e.reason ?? '', properties: e.properties ? JSON.stringify(e.properties) : '' })));
     },
-    clear: () => withCore((c) => c.clear()),
+    clear: () => withCore((c) => (c.take(intake), c.clear())),
     setMetadata: (props) => withCore((c) => c.setMetadata(props)),
     // Nothing can be sent without the stages: if their chunk cannot be fetched, there is nothing to wait for.
     flush: () => tried.then(() => core && (core.take(intake, true), core.flush())),

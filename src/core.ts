@@ -59,6 +59,8 @@ export interface Core {
   readonly ready: Promise<void>;
   /** Takes what the intake holds (validate, then the core): all of it, or `sliced`, a few ms per task. */
   take(intake: Intake, sliced?: boolean): void;
+  /** Drops everything the intake holds, unjudged, with `reason` (recorded while a policy forbade it). */
+  refuse(intake: Intake, reason: Reason): void;
   state(): ConsentState;
   setEnabled(enabled: boolean): Promise<void>;
   config(): Promise<ConfigSnapshot>;
@@ -100,7 +102,9 @@ export function startCore(opts: ResolvedOptions, notify: (state: ConsentState) =
     readSignals(),
   );
   st.config.analyticsId = newAnalyticsId(); // never stored nor sent: shown until the stored one is read
-  const shell = createShell(st, opts, db, where, audit, notify);
+  let source: Intake | undefined; // the facade's intake, once it has handed one over
+  // A page going away judges what it still holds now: no later task may run (a sliced burst would be lost).
+  const shell = createShell(st, opts, db, where, audit, notify, () => source && core.take(source));
   const judge = createJudge(catalog, opts, audit);
   const now = () => gate({ ...st, signals: readSignals() }); // a meta tag added since the last change counts too
 
@@ -109,6 +113,7 @@ export function startCore(opts: ResolvedOptions, notify: (state: ConsentState) =
   const core: Core = {
     ready: shell.ready,
     take(intake, sliced) {
+      source = intake;
       // A burst is judged a slice per task (sliced: the intake's own wake-up); asked for now
       // (audit(), flush(), shutdown()), all of it at once.
       const { valid, more } = judge(intake, sliced ? clock() + SLICE_MS : Infinity);
@@ -118,12 +123,16 @@ export function startCore(opts: ResolvedOptions, notify: (state: ConsentState) =
       slicing = true;
       nextTask(() => ((slicing = false), core.take(intake, true)));
     },
+    refuse(intake, reason) {
+      intake.drain((kind, a) => void audit.add({ name: kind === 0 && typeof a === 'string' ? a.slice(0, 100) : '(native event)', outcome: 'dropped', reason }));
+    },
     state: now,
     setEnabled: (enabled) => shell.ask((ask) => ({ type: 'set-choice', enabled, ask })),
     async config() {
       await shell.ready;
       const size = st.mode === 'indexeddb' ? await outboxSize(db).catch(() => undefined) : undefined;
-      const { enabled, reason } = now();
+      const { enabled: on, reason } = now();
+      const enabled = on && !st.closed; // as isEnabled(): off once shut down
       return { analyticsId: st.config.analyticsId, sessionId, enabled, reason, metadata: { ...st.config.metadata }, storage: st.unreadable ? 'unavailable' : 'indexeddb', delivery: deliveryStatus(st, size?.count) };
     },
     audit: () => audit.entries(),
@@ -213,7 +222,7 @@ function deliveryStatus(st: State, stored: number | undefined): DeliveryStatus {
 type Audit = ReturnType<typeof createAudit>;
 
 /** The shell proper: feeds facts to the core, in order, and carries out its effects. */
-function createShell(st: State, opts: ResolvedOptions, db: Storage, where: Where, audit: Audit, notify: (state: ConsentState) => void) {
+function createShell(st: State, opts: ResolvedOptions, db: Storage, where: Where, audit: Audit, notify: (state: ConsentState) => void, beforeLeave: () => void) {
   const io: Io = { asks: new Map(), requests: new Map(), stopped: false };
   let queue: Input[] = [];
   let running = false;
@@ -247,7 +256,7 @@ function createShell(st: State, opts: ResolvedOptions, db: Storage, where: Where
     });
 
   const tabs = connectTabs({ changed: (m) => feed({ type: 'heard', change: m.change, choice: m.choice }), wrote: (flush) => feed({ type: 'wrote', flush }) });
-  const page = pageEvents(feed);
+  const page = pageEvents(feed, beforeLeave);
   const handlers = effectHandlers({ opts, db, where, audit, notify, feed, io, tabs, stop: () => stop(io, tabs, page, db) });
   const run = (e: Effect): void => {
     try {
@@ -344,10 +353,11 @@ function stop(io: Io, tabs: { close(): void }, page: { remove(): void }, db: Sto
 }
 
 /** The page's lifecycle, as facts: hidden (it still runs), closing (pagehide), restored from the back/forward cache, online. */
-function pageEvents(feed: (input: Input) => void) {
+function pageEvents(feed: (input: Input) => void, beforeLeave: () => void) {
+  const hidden = () => document.visibilityState === 'hidden';
   const on: [string, (e: Event) => void][] = [
-    ['visibilitychange', () => feed({ type: 'page', page: document.visibilityState === 'hidden' ? 'hidden' : 'shown' })],
-    ['pagehide', () => feed({ type: 'page', page: 'closing' })],
+    ['visibilitychange', () => (hidden() && beforeLeave(), feed({ type: 'page', page: hidden() ? 'hidden' : 'shown' }))],
+    ['pagehide', () => (beforeLeave(), feed({ type: 'page', page: 'closing' }))],
     ['pageshow', (e) => (e as PageTransitionEvent).persisted && feed({ type: 'page', page: 'restored' })],
     ['online', () => feed({ type: 'online' })],
   ];

@@ -18,32 +18,51 @@ const LEASE_MS = 6000;
 /** `led(true)` when this tab starts leading; `led(false)` when it is known that another leads, or this one lost the lead. */
 export function lead(db: Storage, name: string, holder: string, led: (leading: boolean) => void): Leadership {
   const locks = (globalThis.navigator as Navigator | undefined)?.locks; // secure contexts only
-  return typeof locks?.request === 'function' ? withLocks(locks, name, led) : withLease(db, name, holder, led);
+  const lease = () => withLease(db, name, holder, led);
+  return typeof locks?.request === 'function' ? withLocks(locks, name, led, lease) : lease();
 }
 
-function withLocks(locks: LockManager, name: string, led: (leading: boolean) => void): Leadership {
+/** Web Locks that do not answer this soon (refused, throwing, never calling back) are not used: the lease is. */
+const LOCK_ANSWER_MS = 3000;
+
+function withLocks(locks: LockManager, name: string, led: (leading: boolean) => void, fallback: () => Leadership): Leadership {
   let resigned = false;
+  let answered = false;
   let release: (() => void) | undefined;
+  let instead: Leadership | undefined;
   const waiting = new AbortController();
   const hold = () => {
     if (resigned) return undefined;
     led(true);
     return new Promise<void>((resolve) => (release = resolve));
   };
+  // Locks refused (an opaque origin: SecurityError), throwing, or silent: lead by the lease instead.
+  const useLease = () => void (!answered && !resigned && ((answered = true), (instead = fallback())));
+  const timer = setTimeout(useLease, LOCK_ANSWER_MS);
   // Free now? Then lead at once; else wait in line (the browser hands the lock over when its holder dies).
-  locks
-    .request(name, { ifAvailable: true }, (lock) => {
-      if (lock) return hold();
-      led(false); // another tab leads: we wait in line
-      void locks.request(name, { signal: waiting.signal }, hold).catch(() => undefined); // aborted: we resigned
-      return undefined;
-    })
-    .catch(() => undefined);
+  try {
+    locks
+      .request(name, { ifAvailable: true }, (lock) => {
+        if (answered) return undefined; // too late: the lease decides
+        answered = true;
+        clearTimeout(timer);
+        if (lock) return hold();
+        led(false); // another tab leads: we wait in line
+        void locks.request(name, { signal: waiting.signal }, hold).catch(() => undefined); // aborted: we resigned
+        return undefined;
+      })
+      .catch(() => (clearTimeout(timer), useLease()));
+  } catch {
+    clearTimeout(timer);
+    useLease();
+  }
   return {
     resign() {
       resigned = true;
+      clearTimeout(timer);
       waiting.abort();
       release?.();
+      instead?.resign();
     },
   };
 }

@@ -19,6 +19,7 @@ export function startCore(opts: ResolvedOptions): Core {
   return {
     ready: done(),
     take: (intake: Intake) => void intake.drain((kind, name) => dropped(kind === 0 ? name : undefined)),
+    refuse: (intake: Intake) => void intake.drain((kind, name) => dropped(kind === 0 ? name : undefined)),
     state: () => ({ enabled: false, reason: REASON }),
     setEnabled: done,
     config: () =>

@@ -120,6 +120,7 @@ export interface Where {
 /** Carries out one storage op of the core; never rejects (a failure is `ok: false`). */
 export function runStorageOp(db: Storage, where: Where, op: StorageOp): Promise<StorageResult> {
   const work = async (tx: IDBTransaction): Promise<StorageResult> => {
+    if (op.op === 'add' && op.closing) return putNow(tx, op.entries);
     const { config, created } = await configOf(tx, where.sessionId);
     if (op.op === 'read') return { ok: true, config, created, othersFlying: (await marked(tx, where.wall(), where.sessionId)).size > 0 };
     if (op.op === 'change') return change(tx, where, config, created, op);
@@ -155,6 +156,14 @@ async function change(tx: IDBTransaction, where: Where, old: StoredConfig, creat
 }
 
 /** Adds entries recorded under the stored id while the stored choice is not off; past the bounds, the oldest not in flight go. */
+/** A closing page's write: every put issued in this task (no read to wait for); the size is recounted by the next op. */
+function putNow(tx: IDBTransaction, entries: OutboxEntry[]): StorageResult {
+  const box = tx.objectStore(OUTBOX);
+  for (const e of entries) box.put(e, e.uuid);
+  tx.objectStore(CONFIG).delete(SIZE_KEY);
+  return { ok: true };
+}
+
 async function add(tx: IDBTransaction, where: Where, config: StoredConfig, created: boolean, entries: OutboxEntry[], again: boolean): Promise<StorageResult> {
   const refused = entries.filter((e) => config.choice === 'disabled' || e.distinctId !== config.analyticsId || (e.cut ?? 0) !== (config.cut ?? 0)).map((e) => e.uuid);
   const box = tx.objectStore(OUTBOX);

@@ -46,6 +46,10 @@ export function defineAnalyticsToggle(tagName = 'rerun-analytics-toggle'): void 
         this.#analytics = analytics;
         if (this.isConnected) this.#draw();
       }
+      static observedAttributes = ['global', 'label'];
+      attributeChangedCallback() {
+        if (this.isConnected) this.#draw();
+      }
       connectedCallback() {
         this.#draw();
       }

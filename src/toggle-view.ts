@@ -47,6 +47,8 @@ export function mount(el: HTMLElement, bound: Bindable | undefined, rebind: () =
     globalThis.addEventListener?.(CREATED_EVENT, rebind, { once: true });
     return () => globalThis.removeEventListener?.(CREATED_EVENT, rebind);
   }
+  // Bound by the global: a newer instance taking it over (the old one shut down, say) is shown instead.
+  if (!bound) globalThis.addEventListener?.(CREATED_EVENT, rebind, { once: true });
   const reread = () => analytics.config().then((c) => c && show(c));
   input.addEventListener('change', () => {
     // Re-read afterwards: a click may not change the effective state (then no event comes).
@@ -58,5 +60,6 @@ export function mount(el: HTMLElement, bound: Bindable | undefined, rebind: () =
   return () => {
     live = false;
     unsubscribe();
+    globalThis.removeEventListener?.(CREATED_EVENT, rebind);
   };
 }

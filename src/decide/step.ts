@@ -113,8 +113,11 @@ function onPage(st: State, fx: Fx, page: 'shown' | 'hidden' | 'closing' | 'resto
   if (page === 'shown' && st.page === 'closing') st.flushAt = st.now;
   st.page = page === 'hidden' && st.page === 'closing' ? 'closing' : page;
   if (page !== 'closing' || st.closed) return;
-  // Leaving: send what this tab holds in a keepalive request; settle() writes what is staged at once (no later task may run).
+  // Leaving: send what this tab holds in a keepalive request; write what is staged at once (no later
+  // task may run), with what a write still under way took (it would not finish): put twice is put once.
   closingSend(st, fx, [...st.known.values()]);
+  const writing = st.io?.op.op === 'add' ? st.io.op.entries : [];
+  if (writing.length) issue(st, fx, { op: 'add', entries: [...writing, ...takeStaged(st)], closing: true }, true);
 }
 
 /** After every fact: consent first, then what to do next, then when to be woken. */
@@ -136,7 +139,7 @@ function settle(st: State, fx: Fx): void {
     st.transport = 'loading';
     fx.push({ type: 'load-transport' });
   }
-  if (st.page === 'closing' && st.staged.length) issue(st, fx, { op: 'add', entries: takeStaged(st) }, true);
+  if (st.page === 'closing' && st.staged.length) issue(st, fx, { op: 'add', entries: takeStaged(st), closing: true }, true);
   passElsewhere(st, fx);
   if (!st.io) {
     const op = nextOp(st, fx);
@@ -237,8 +240,9 @@ function answerAsks(st: State, fx: Fx): void {
   }
   const busy = (!st.loaded && !st.unreadable) || st.passWanted || st.flight !== undefined || st.staged.length > 0 || (st.io !== undefined && st.io.op.op !== 'read' && st.io.op.op !== 'remove');
   if (!busy || st.closed) for (const ask of st.flushAsks.splice(0)) fx.push({ type: 'done', ask });
-  // shutdown() also waits (bounded) for a choice or clear() of the host's to be stored.
-  if (st.shutdownAsk === undefined || ((busy || pendingChange(st) !== undefined) && st.now < st.shutdownBy!)) return;
+  // shutdown() also waits (bounded) for a choice or clear() of the host's to be stored, and for
+  // what was delivered to be removed (in chunks: the next page would send it again).
+  if (st.shutdownAsk === undefined || ((busy || pendingChange(st) !== undefined || st.removals.size > 0) && st.now < st.shutdownBy!)) return;
   // Closed: a request still in flight is stopped (what it carried stays stored for the next visit).
   abortFlight(st, fx);
   st.closed = true;

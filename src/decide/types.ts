@@ -48,7 +48,16 @@ export type StorageOp =
   /** Apply `change` to the config; with `empty`, empty the outbox in the same transaction. */
   | { op: 'change'; change: ConfigChange; empty: boolean }
   /** Add entries under the stored id (refused if the stored choice is off or the id differs); evict past the bounds, never what is in flight. */
-  | { op: 'add'; entries: OutboxEntry[]; /** from memory mode: some may be stored already */ again?: boolean }
+  | {
+      op: 'add';
+      entries: OutboxEntry[];
+      /** from memory mode: some may be stored already */ again?: boolean;
+      /**
+       * The page is closing: no later task runs, so nothing is read first — the entries are put at
+       * once (whoever lists them judges them, id, cut and choice included) and the size recounted.
+       */
+      closing?: boolean;
+    }
   /** Read every waiting entry of this project and mark the oldest as in flight (so no tab evicts them). */
   | { op: 'list' }
   /** Remove delivered or dropped entries (and, with `unmark`, this tab's in-flight mark). */

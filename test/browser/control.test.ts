@@ -180,6 +180,46 @@ describe('the toggle in any order', () => {
   });
 });
 
+describe('the toggle follows the global (found by a review)', () => {
+  test('bound by the global: when a new instance takes it over (the old one shut down), the toggle shows and drives the new one', async () => {
+    defineAnalyticsToggle();
+    const { a } = start({ globalName: 'takenOver' });
+    const el = document.createElement('rerun-analytics-toggle');
+    el.setAttribute('global', 'takenOver');
+    document.body.append(el);
+    try {
+      await waitFor(() => el.dataset.reason, (r) => r === 'default');
+      await a.disable();
+      await waitFor(() => el.dataset.reason, (r) => r === 'user-opted-out');
+      await a.shutdown();
+      const { a: b } = start({ globalName: 'takenOver' });
+      await b.ready;
+      await waitFor(() => el.dataset.reason, (r) => r === 'user-opted-out'); // b read the stored choice
+      await userEvent.click(page.getByRole('checkbox', { name: 'Send anonymous usage data' }));
+      await waitFor(() => b.isEnabled(), (on) => on === true); // the click reached b, not the shut-down a
+      expect(el.dataset.reason).toBe('user-opted-in');
+    } finally {
+      el.remove();
+    }
+  });
+
+  test('changing the global attribute re-binds', async () => {
+    defineAnalyticsToggle();
+    start({ globalName: 'policyOffGlobal', embedderPolicy: 'off' });
+    start({ globalName: 'plainGlobal' });
+    const el = document.createElement('rerun-analytics-toggle');
+    el.setAttribute('global', 'policyOffGlobal');
+    document.body.append(el);
+    try {
+      await waitFor(() => el.dataset.reason, (r) => r === 'embedder-policy');
+      el.setAttribute('global', 'plainGlobal');
+      await waitFor(() => el.dataset.reason, (r) => r === 'default');
+    } finally {
+      el.remove();
+    }
+  });
+});
+
 describe('every tab at once', () => {
   test('an opt-out in one tab applies in another and discards its pending events (the latency is measured by npm run bench)', async () => {
     const keyA = `phc_tabA_${Date.now()}`;

@@ -504,3 +504,83 @@ describe('found by attacking the state machine (a second review)', () => {
     expect((await received(key)).events.map((e) => e.event), 'at the endpoint when flush() resolved').toEqual(['settings-opened']);
   });
 });
+
+describe('found by attacking the sliced judging, the lazy stages and the lock (a third review)', () => {
+  /** A burst that takes many slices to judge: 30 KB application ids are hashed one by one. */
+  // (store_source tags them: application and recording ids leave hashed.)
+  const heavy = (n: number, tag = 'b') => `for (let i = 0; i < ${n}; i++) analytics.record('open_recording', { application_id: 'x'.repeat(30000) + i, recording_id: 'r' + i, store_source: '${tag}' + i, store_version: '1' });`;
+  const sentBefore = async (key: string) => (await received(key)).events.filter((e) => /^[bc]\d/.test(String(e.properties.store_source ?? '')));
+
+  test('a meta tag that forbade analytics when the page started, removed later: what was recorded under it never leaves', async () => {
+    const key = newKey('metagone');
+    const a = await app(key, '&meta=off&toggle=0');
+    await evalIn(a, `analytics.ready.then(() => { analytics.record('settings-opened'); analytics.record('help-button-clicked'); })`);
+    await evalIn(a, `(async () => {
+      document.querySelector('meta[name="rerun-analytics"]').remove();
+      await analytics.config();
+      await analytics.flush();
+      await new Promise((r) => setTimeout(r, 1500));
+      await analytics.flush();
+    })()`);
+    expect((await received(key)).events, 'received').toEqual([]);
+    const audit = await auditOf(a);
+    expect(audit.filter((e) => e.reason === 'embedder-policy').map((e) => e.name).sort()).toEqual(['help-button-clicked', 'settings-opened']);
+  }, 30_000);
+
+  test.each([
+    ['clear()', 'analytics.clear()'],
+    ['an opt-out, then at once an opt-in', 'Promise.all([analytics.setEnabled(false), analytics.setEnabled(true)])'],
+  ])('%s while a burst is still being judged: nothing recorded before it leaves', async (_what, call) => {
+    const key = newKey('midburst');
+    const a = await app(key, '&toggle=0');
+    await warmUp(a, key);
+    await evalIn(a, `(async () => {
+      ${heavy(150)}
+      await new Promise((r) => setTimeout(r, 0)); // a slice or two judged, the rest not yet
+      await ${call};
+      analytics.record('settings-opened', {});
+      await analytics.flush();
+      await new Promise((r) => setTimeout(r, 1000));
+      await analytics.flush();
+    })()`);
+    expect((await sentBefore(key)).length, 'burst events received').toBe(0);
+    expect((await received(key)).events.filter((e) => e.event === 'settings-opened').length, 'the event after it (the detector sees deliveries)').toBe(2);
+  }, 30_000);
+
+  test('shutdown() right after a burst: what was delivered is removed too (the next page sends nothing twice)', async () => {
+    const key = newKey('shutburst');
+    const a = await app(key, '&toggle=0');
+    await warmUp(a, key);
+    await evalIn(a, `(async () => { ${heavy(120)} await analytics.flush(); await analytics.shutdown(); })()`);
+    const got = (await received(key)).events.length;
+    const b = await app(key, '&toggle=0');
+    await evalIn(b, 'analytics.ready.then(() => analytics.flush()).then(() => new Promise((r) => setTimeout(r, 1000)))');
+    const r = await received(key);
+    expect(got, 'delivered before shutdown').toBe(121);
+    expect(r.duplicates, 'sent again by the next page').toEqual([]);
+  }, 60_000);
+
+  test('a page left while a burst is still being judged: the rest is judged as it goes, and leaves with it', async () => {
+    const key = newKey('closeburst');
+    const a = await app(key, '&toggle=0&flush=60000');
+    await warmUp(a, key);
+    const n = 80; // all fit the closing page's keepalive request (48 KB of JSON); past that, see the README
+    await evalIn(a, `for (let i = 0; i < ${n}; i++) analytics.record('open_recording', { application_id: 'app' + i, recording_id: 'r' + i, store_source: 'c' + i, store_version: '1' }); 0`);
+    await pages.pageGoto(a, `/test/fixtures/app.html?bare=1&sink=${encodeURIComponent(sinkUrl)}`); // pagehide now, slices still queued
+    const arrived = await eventually(() => sentBefore(key), (e) => e.length >= n, 10_000);
+    expect(new Set(arrived.map((e) => e.properties.store_source)).size).toBe(n);
+  }, 60_000);
+
+  test.each([
+    ['never answers', 'LockManager.prototype.request = function () { return new Promise(() => {}); };'],
+    ['throws', `LockManager.prototype.request = function () { throw new DOMException('no', 'SecurityError'); };`],
+    ['rejects (an opaque origin)', `LockManager.prototype.request = function () { return Promise.reject(new DOMException('no', 'SecurityError')); };`],
+  ])('Web Locks %s: the lease leads instead; flush() resolves and the event arrives', async (_what, init) => {
+    const key = newKey('nolock');
+    const a = await app(key, '&toggle=0', init);
+    const done = await settlesWithin(a, `analytics.ready.then(() => { analytics.record('settings-opened'); return analytics.flush(); })`, 15_000);
+    expect(done.resolved, 'flush() resolved').toBe(true);
+    await waitFor(() => received(key), (r) => r.events.length === 1);
+  }, 30_000);
+});
+
