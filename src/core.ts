@@ -187,16 +187,20 @@ function createJudge(catalog: Catalog, opts: ResolvedOptions, audit: ReturnType<
       dropped(kind === 0 ? safeString(a).slice(0, 100) : nativeName(a), `internal error: ${safeString(err).slice(0, 200)}`);
     }
   };
-  // What the intake handed over and is not judged yet: [kind, a, b, time] × n, judged in order.
+  // What the intake handed over and is not judged yet: [kind, a, b, time, tick] × n, judged in
+  // order. The bound (INTAKE_LIMIT) counts per tick the host recorded in, however many slices
+  // judging it takes; at most 10 ticks' worth waits unjudged (past that: too many).
   let raw: unknown[] = [];
   let at = 0;
+  let ticks = 0;
+  let judging = -1;
   return (intake: Intake, deadline: number): { valid: Valid[]; more: boolean } => {
     valid = [];
     over = 0;
-    if (!raw.length) budget = INTAKE_LIMIT; // a new burst: the bound counts afresh
-    // Held at most INTAKE_LIMIT calls unjudged (4 slots each); past that, counted as too many.
-    over += intake.drain((kind, a, b, time) => void (raw.length - at < INTAKE_LIMIT * 4 ? raw.push(kind, a, b, time) : over++));
-    for (let first = true; at < raw.length && (first || clock() < deadline); first = false, at += 4) {
+    const tick = ++ticks;
+    over += intake.drain((kind, a, b, time) => void (raw.length - at < INTAKE_LIMIT * 50 ? raw.push(kind, a, b, time, tick) : over++));
+    for (let first = true; at < raw.length && (first || clock() < deadline); first = false, at += 5) {
+      if (raw[at + 4] !== judging) (judging = raw[at + 4] as number), (budget = INTAKE_LIMIT); // the next tick's calls
       one(raw[at] as 0 | 1, raw[at + 1], raw[at + 2], raw[at + 3] as number);
     }
     if (at === raw.length) (raw = []), (at = 0);
