@@ -2,7 +2,7 @@
 // checks it): the options check, the intake record() writes to (1-record.ts), and the devtools
 // handle. The stages themselves (core.ts: the stored choice, validation, the outbox, the audit)
 // are a chunk fetched right after, and posthog-js one fetched only when something may be sent.
-import { createIntake } from './1-record.js';
+import { createIntake, type Intake } from './1-record.js';
 import type { ConsentState } from './3-consent-gate.js';
 import type { AuditEntry } from './7-audit.js';
 import type { BuiltInCatalog, Catalog, PropsFor } from './catalog.js';
@@ -65,7 +65,7 @@ export interface Analytics<C extends Catalog = BuiltInCatalog> {
 /** The stages' chunk could not be fetched (offline, a deploy in between): it is fetched again after this. */
 const RELOAD_MS = 5000;
 
-type Stages = { startCore(opts: ResolvedOptions, notify: (state: AnalyticsState) => void): Core };
+type Stages = { startCore(opts: ResolvedOptions, notify: (state: AnalyticsState) => void, intake: Intake): Core };
 /** The stages' chunk once fetched (off the browser, inert.ts): later instances in the page start at once. */
 let stages: Stages | undefined;
 
@@ -76,7 +76,7 @@ export function createAnalytics<const E extends Catalog = Record<never, never>>(
   let core: Core | undefined;
   let closed = false;
 
-  const intake = createIntake(() => core?.take(intake, true)); // a burst is judged a slice per task
+  const intake = createIntake(() => core?.take(true)); // a burst is judged a slice per task
   const notify = (state: AnalyticsState) => {
     for (const listener of [...listeners]) {
       try {
@@ -91,6 +91,7 @@ export function createAnalytics<const E extends Catalog = Record<never, never>>(
   // failed fetch is tried again; meanwhile calls wait for it, and nothing is sent. Under an
   // embedder policy that forbids analytics nothing can ever be sent: they are fetched only when
   // something asks what they know (config(), audit(), details(), a toggle, setEnabled(true)).
+  const forbidden = opts.embedderPolicy === 'off' || embedderForbids();
   let firstTry!: () => void;
   const tried = new Promise<void>((resolve) => (firstTry = resolve));
   let loaded: Promise<Core> | undefined;
@@ -100,11 +101,11 @@ export function createAnalytics<const E extends Catalog = Record<never, never>>(
         if (closed) return new Promise<Core>(() => undefined); // shut down before it came: never starts
         try {
           stages ??= browser ? await import('./core.js') : await import('./inert.js');
-          core = stages.startCore(opts, notify);
+          core = stages.startCore(opts, notify, intake);
           firstTry();
           // What was recorded meanwhile: under a policy that forbade it, never judged (the tag may be gone by now).
-          if (forbidden) core.refuse(intake, 'embedder-policy');
-          else core.take(intake, true);
+          if (forbidden) core.refuse('embedder-policy');
+          else core.take(true);
           return core;
         } catch {
           firstTry();
@@ -112,7 +113,6 @@ export function createAnalytics<const E extends Catalog = Record<never, never>>(
         }
       }
     })());
-  const forbidden = opts.embedderPolicy === 'off' || embedderForbids();
   if (forbidden) firstTry(); // nothing to wait for: off, whatever is stored
   else void load();
   const withCore = <T>(use: (c: Core) => Promise<T>): Promise<T> => (closed && !core ? Promise.resolve(undefined as T) : load().then(use).catch(() => undefined as T));
@@ -121,7 +121,7 @@ export function createAnalytics<const E extends Catalog = Record<never, never>>(
       if (!closed) void load(); // under a forbidding policy, asking is what fetches them
       return [];
     }
-    core.take(intake); // what was recorded an instant ago, judged now
+    core.take(); // what was recorded an instant ago, judged now
     return core.audit();
   };
 
@@ -132,7 +132,7 @@ export function createAnalytics<const E extends Catalog = Record<never, never>>(
     isEnabled: () => !closed && (core?.state().enabled ?? false), // now: a meta tag added since the last change counts too; off once shut down
     setEnabled(enabled: boolean) {
       // What was recorded before the change is judged before it (an opt-out then ends it, an opt-in does not carry it over).
-      if (core || enabled === true) return withCore((c) => (c.take(intake), c.setEnabled(enabled)));
+      if (core || enabled === true) return withCore((c) => (c.take(), c.setEnabled(enabled)));
       // Without the stages (loading, or their chunk 404s): an opt-out is stored from here, now; the stages apply it too when they come.
       if (loaded) void withCore((c) => c.setEnabled(false));
       return storeOptOut();
@@ -148,15 +148,15 @@ export function createAnalytics<const E extends Catalog = Record<never, never>>(
     printAudit() {
       console.table(entries().map((e) => ({ time: e.time, event: e.name, outcome: e.outcome, reason: e.reason ?? '', properties: e.properties ? JSON.stringify(e.properties) : '' })));
     },
-    clear: () => withCore((c) => (c.take(intake), c.clear())),
+    clear: () => withCore((c) => (c.take(), c.clear())),
     setMetadata: (props) => withCore((c) => c.setMetadata(props)),
     // Nothing can be sent without the stages: if their chunk cannot be fetched, there is nothing to wait for.
-    flush: () => tried.then(() => core && (core.take(intake, true), core.flush())),
+    flush: () => tried.then(() => core && (core.take(true), core.flush())),
     async shutdown() {
       if (closed) return;
       await tried; // the stages, if they can be had, take what was recorded and stop cleanly
       closed = true;
-      core?.take(intake);
+      core?.take();
       listeners.clear();
       if (opts.globalName && (globalThis as Record<string, unknown>)[opts.globalName] === instance) {
         delete (globalThis as Record<string, unknown>)[opts.globalName];

@@ -58,9 +58,9 @@ export interface ConfigSnapshot {
 export interface Core {
   readonly ready: Promise<void>;
   /** Takes what the intake holds (validate, then the core): all of it, or `sliced`, a few ms per task. */
-  take(intake: Intake, sliced?: boolean): void;
+  take(sliced?: boolean): void;
   /** Drops everything the intake holds, unjudged, with `reason` (recorded while a policy forbade it). */
-  refuse(intake: Intake, reason: Reason): void;
+  refuse(reason: Reason): void;
   state(): ConsentState;
   setEnabled(enabled: boolean): Promise<void>;
   config(): Promise<ConfigSnapshot>;
@@ -88,8 +88,8 @@ function nextTask(run: () => void): void {
   channel.port2.postMessage(null);
 }
 
-/** Starts the stages for one createAnalytics(). `notify` hears every change of the gate's answer. */
-export function startCore(opts: ResolvedOptions, notify: (state: ConsentState) => void): Core {
+/** Starts the stages for one createAnalytics(), judging what its `intake` holds. `notify` hears every change of the gate's answer. */
+export function startCore(opts: ResolvedOptions, notify: (state: ConsentState) => void, intake: Intake): Core {
   const catalog: Catalog = Object.freeze({ ...CATALOG, ...opts.events });
   const audit = createAudit(opts.auditCapacity);
   const sessionId = nanoid();
@@ -102,9 +102,8 @@ export function startCore(opts: ResolvedOptions, notify: (state: ConsentState) =
     readSignals(),
   );
   st.config.analyticsId = newAnalyticsId(); // never stored nor sent: shown until the stored one is read
-  let source: Intake | undefined; // the facade's intake, once it has handed one over
   // A page going away judges what it still holds now: no later task may run (a sliced burst would be lost).
-  const shell = createShell(st, opts, db, where, audit, notify, () => source && core.take(source));
+  const shell = createShell(st, opts, db, where, audit, notify, () => core.take());
   const judge = createJudge(catalog, opts, audit);
   const now = () => gate({ ...st, signals: readSignals() }); // a meta tag added since the last change counts too
 
@@ -112,8 +111,7 @@ export function startCore(opts: ResolvedOptions, notify: (state: ConsentState) =
   const judged: (() => void)[] = []; // flush() calls waiting for a burst to be judged
   const core: Core = {
     ready: shell.ready,
-    take(intake, sliced) {
-      source = intake;
+    take(sliced) {
       // A burst is judged a slice per task (sliced: the intake's own wake-up); asked for now
       // (audit(), flush(), shutdown()), all of it at once.
       const { valid, more } = judge(intake, sliced ? clock() + SLICE_MS : Infinity);
@@ -121,9 +119,9 @@ export function startCore(opts: ResolvedOptions, notify: (state: ConsentState) =
       if (!more) return void judged.splice(0).forEach((resolve) => resolve());
       if (slicing) return;
       slicing = true;
-      nextTask(() => ((slicing = false), core.take(intake, true)));
+      nextTask(() => ((slicing = false), core.take(true)));
     },
-    refuse(intake, reason) {
+    refuse(reason) {
       intake.drain((kind, a) => void audit.add({ name: kind === 0 && typeof a === 'string' ? a.slice(0, 100) : '(native event)', outcome: 'dropped', reason }));
     },
     state: now,

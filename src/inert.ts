@@ -9,17 +9,18 @@ import type { ResolvedOptions } from './options.js';
 
 const REASON = 'not-a-browser' as const;
 
-export function startCore(opts: ResolvedOptions): Core {
+export function startCore(opts: ResolvedOptions, _notify: unknown, intake: Intake): Core {
   const entries: AuditEntry[] = [];
   const dropped = (name: unknown) => {
     entries.push({ time: new Date().toISOString(), name: typeof name === 'string' ? name.slice(0, 100) : '(native event)', outcome: 'dropped', reason: REASON });
     if (entries.length > opts.auditCapacity) entries.shift();
   };
   const done = () => Promise.resolve();
+  const dropAll = () => void intake.drain((kind, name) => dropped(kind === 0 ? name : undefined));
   return {
     ready: done(),
-    take: (intake: Intake) => void intake.drain((kind, name) => dropped(kind === 0 ? name : undefined)),
-    refuse: (intake: Intake) => void intake.drain((kind, name) => dropped(kind === 0 ? name : undefined)),
+    take: dropAll,
+    refuse: dropAll,
     state: () => ({ enabled: false, reason: REASON }),
     setEnabled: done,
     config: () =>

@@ -113,11 +113,10 @@ function onPage(st: State, fx: Fx, page: 'shown' | 'hidden' | 'closing' | 'resto
   if (page === 'shown' && st.page === 'closing') st.flushAt = st.now;
   st.page = page === 'hidden' && st.page === 'closing' ? 'closing' : page;
   if (page !== 'closing' || st.closed) return;
-  // Leaving: send what this tab holds in a keepalive request; write what is staged at once (no later
-  // task may run), with what a write still under way took (it would not finish): put twice is put once.
+  // Leaving: send what this tab holds in a keepalive request; settle() writes what is staged at once
+  // (no later task may run), and what a write still under way took: it would not finish (put twice is put once).
   closingSend(st, fx, [...st.known.values()]);
-  const writing = st.io?.op.op === 'add' ? st.io.op.entries : [];
-  if (writing.length) issue(st, fx, { op: 'add', entries: [...writing, ...takeStaged(st)], closing: true }, true);
+  if (st.io?.op.op === 'add') st.staged.unshift(...st.io.op.entries);
 }
 
 /** After every fact: consent first, then what to do next, then when to be woken. */
