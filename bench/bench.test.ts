@@ -39,17 +39,22 @@ async function heap(cdp: CDPSession): Promise<number> {
   return ((await cdp.send('Runtime.getHeapUsage')) as { usedSize: number }).usedSize;
 }
 
-/** Durations (ms) of the tasks the page's main thread ran during a trace (Chrome's RunTask events). */
-function mainThreadTasks(trace: Buffer): number[] {
-  const events = (JSON.parse(trace.toString()) as { traceEvents: { name: string; ph: string; pid: number; tid: number; dur?: number; args?: { name?: string } }[] }).traceEvents;
+/**
+ * The tasks (ms) the page's main thread ran during a trace (Chrome's RunTask events): the host's
+ * task (the one the page marked `host-task` in, if any) apart from the others.
+ */
+function mainThreadTasks(trace: Buffer): { host: number; others: number[] } {
+  type Ev = { name: string; ph: string; pid: number; tid: number; ts: number; dur?: number; args?: { name?: string } };
+  const events = (JSON.parse(trace.toString()) as { traceEvents: Ev[] }).traceEvents;
   const main = new Set(events.filter((e) => e.ph === 'M' && e.name === 'thread_name' && e.args?.name === 'CrRendererMain').map((e) => `${e.pid}:${e.tid}`));
-  const byThread = new Map<string, number[]>();
-  for (const e of events) {
-    const thread = `${e.pid}:${e.tid}`;
-    if (e.ph === 'X' && e.name === 'RunTask' && main.has(thread)) byThread.set(thread, [...(byThread.get(thread) ?? []), (e.dur ?? 0) / 1000]);
-  }
+  const byThread = new Map<string, Ev[]>();
+  for (const e of events) if (e.ph === 'X' && e.name === 'RunTask' && main.has(`${e.pid}:${e.tid}`)) byThread.set(`${e.pid}:${e.tid}`, [...(byThread.get(`${e.pid}:${e.tid}`) ?? []), e]);
   // The page's renderer is the busiest main thread of the trace.
-  return [...byThread.values()].sort((a, b) => b.reduce((x, y) => x + y, 0) - a.reduce((x, y) => x + y, 0))[0] ?? [0];
+  const sum = (t: Ev[]) => t.reduce((x, y) => x + (y.dur ?? 0), 0);
+  const tasks = [...byThread.values()].sort((a, b) => sum(b) - sum(a))[0] ?? [];
+  const mark = events.find((e) => e.name === 'host-task' && e.ph !== 'X');
+  const host = tasks.find((t) => mark && t.pid === mark.pid && t.ts <= mark.ts && mark.ts <= t.ts + (t.dur ?? 0));
+  return { host: (host?.dur ?? 0) / 1000, others: tasks.filter((t) => t !== host).map((t) => (t.dur ?? 0) / 1000) };
 }
 
 const kb = (n: number) => `${(n / 1024).toFixed(1)} KB`;
@@ -136,26 +141,39 @@ test('bench', async () => {
       await p.close();
     }
 
-    // Frames: the longest main-thread task and the main-thread time per event, from a trace.
+    // Frames: the main thread's tasks while a burst is recorded, judged, stored and delivered
+    // (a Chrome trace), cold (the page's first burst) and warm (its second), beside posthog-js.
     if (only.has('frames')) {
       const N = 1000;
-      const frame = async (prepare: string, run: (p: Page) => Promise<unknown>) => {
+      const frame = async (prepare: string, run: string) => {
         const { p } = await open();
         await p.evaluate(prepare); // what a page does once (load the stages, posthog-js) is not in the trace
-        await browser.startTracing(p, { categories: ['devtools.timeline', 'disabled-by-default-devtools.timeline'] });
-        await run(p);
-        const tasks = mainThreadTasks(await browser.stopTracing());
+        await browser.startTracing(p, { categories: ['devtools.timeline', 'disabled-by-default-devtools.timeline', 'blink.user_timing'] });
+        const loop = Number(await p.evaluate(run)) || 0;
+        const { host, others } = mainThreadTasks(await browser.stopTracing());
         await p.close();
-        return { longest: Math.max(...tasks), total: tasks.reduce((a, b) => a + b, 0) };
+        const total = host + others.reduce((a, b) => a + b, 0);
+        return { loop, host, longest: Math.max(0, ...others), over: others.filter((t) => t > 4).length, count: others.length, total };
       };
-      const base = await frame('bench.prepareBurst("phc_frames0")', (p) => p.evaluate('bench.burst(0)'));
-      const ours = await frame('bench.prepareBurst("phc_frames")', (p) => p.evaluate(`bench.burst(${N})`));
-      const aBase = await frame('bench.prepareAnchor()', (p) => p.evaluate('bench.burstAnchor(0)'));
-      const anchor = await frame('bench.prepareAnchor()', (p) => p.evaluate(`bench.burstAnchor(${N})`));
-      const per = ((ours.total - base.total) / N) * 1000;
-      const aPer = ((anchor.total - aBase.total) / N) * 1000;
-      rows.push([`longest main-thread task: ${N} open_recording in one host task → delivered`, `${ours.longest.toFixed(1)} ms`, `posthog-js, ${N} capture(): ${anchor.longest.toFixed(1)} ms`, `${(ours.longest / anchor.longest * 100).toFixed(1)} %`, '≤ 4 ms (of ours: the host\'s own loop is in that task)', ours.longest <= 4 ? 'met' : 'missed']);
-      rows.push([`main-thread time per event, record → delivered`, `${per.toFixed(1)} µs`, `posthog-js, capture → sent: ${aPer.toFixed(1)} µs`, `${(per / aPer * 100).toFixed(1)} %`, '≤ 20 µs', per <= 20 ? 'met' : 'missed']);
+      const { p: fp } = await open();
+      const floor = (await fp.evaluate('bench.floor()')) as { cold: number; warm: number };
+      await fp.close();
+      notes.push(`on this machine, what any outbox must do with an event — clone it into IndexedDB, clone it out, write its JSON — costs ${floor.cold.toFixed(1)} µs an event the first time in a page, ${floor.warm.toFixed(1)} µs once warm (bench.floor(), 1000 entries shaped like ours)`);
+      for (const [label, warm] of [['cold: the page\'s first burst', false], ['warm: its second', true]] as const) {
+        const prep = (key: string) => (warm ? `bench.prepareWarm("${key}")` : `bench.prepareBurst("${key}")`);
+        const prepAnchor = warm ? 'bench.prepareAnchor(), bench.burstAnchor(1000)' : 'bench.prepareAnchor()';
+        const base = await frame(prep(`phc_frames0_${warm}`), 'bench.burst(0)');
+        const ours = await frame(prep(`phc_frames_${warm}`), `bench.burst(${N})`);
+        const aBase = await frame(prepAnchor, 'bench.burstAnchor(0)');
+        const anchor = await frame(prepAnchor, `bench.burstAnchor(${N})`);
+        const per = ((ours.total - base.total) / N) * 1000;
+        const aPer = ((anchor.total - aBase.total) / N) * 1000;
+        // posthog-js does its work in the host's task (capture() is synchronous): its longest is that task.
+        const aLongest = Math.max(anchor.host, anchor.longest);
+        rows.push([`longest task of ours, ${N} open_recording in one host task → delivered (${label})`, `${ours.longest.toFixed(1)} ms; ${ours.over} of ${ours.count} tasks over 4 ms`, `posthog-js, ${N} capture(): ${aLongest.toFixed(1)} ms`, `${((ours.longest / aLongest) * 100).toFixed(1)} %`, '≤ 4 ms', ours.longest <= 4 ? 'met' : 'missed']);
+        rows.push([`the host's task itself (${label})`, `${ours.host.toFixed(1)} ms, of which its loop of ${N} record() ${ours.loop.toFixed(1)} ms; the rest, one judging slice`, `posthog-js: ${anchor.host.toFixed(1)} ms`, `${((ours.host / anchor.host) * 100).toFixed(1)} %`, '—', '—']);
+        rows.push([`main-thread time per event, record → delivered (${label})`, `${per.toFixed(1)} µs`, `posthog-js, capture → sent: ${aPer.toFixed(1)} µs`, `${((per / aPer) * 100).toFixed(1)} %`, '≤ 20 µs', per <= 20 ? 'met' : 'missed']);
+      }
     }
 
     // Wire bytes: one sparse event per request (the viewer's real pattern).

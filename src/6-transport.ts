@@ -150,12 +150,14 @@ async function connect(opts: TransportOptions, starting: Promise<PostHogPrivate>
   if (typeof client._send_request !== 'function') throw new UnusableTransport(`posthog-js ${safeString(client.version)} has no _send_request`);
   listeners.add(opts.refused);
   const url = `${opts.apiHost}/e/`;
-  const request = (batch: WireEvent[], extra: Record<string, unknown>) =>
+  // `body`: the envelope, gzipped already (the browser's CompressionStream); else posthog-js builds
+  // and gzips it from `data` (fflate, on the main thread). Either way the project key goes once per
+  // request, and `sent_at`, by which the server corrects clock skew.
+  const request = (batch: WireEvent[], body: ArrayBuffer | undefined, extra: Record<string, unknown>) =>
     client._send_request!({
       method: 'POST',
       url,
-      // The project key once per request; posthog-js adds `sent_at`, by which the server corrects clock skew.
-      data: { api_key: opts.projectKey, batch },
+      ...(body ? { _encodedBody: { contentType: 'text/plain', body, estimatedSize: body.byteLength } } : { data: { api_key: opts.projectKey, batch } }),
       compression: 'gzip-js',
       timestampMode: 'body',
       // posthog-js keeps its own quota table, keyed by batchKey ('events' by default) and shared by
@@ -168,13 +170,15 @@ async function connect(opts: TransportOptions, starting: Promise<PostHogPrivate>
     });
 
   return {
-    send(batch, signal) {
+    async send(batch, signal) {
+      const envelope = () => JSON.stringify({ api_key: opts.projectKey, batch, sent_at: new Date().toISOString() });
+      const body = await Promise.resolve().then(() => gzipped(envelope())).catch(() => undefined); // else posthog-js gzips it
       return new Promise<Answer>((resolve) => {
         // If posthog-js ever stops calling back, the outbox must not wait forever: no answer, retry later.
         const watchdog = setTimeout(() => resolve({ status: 0, quotaLimited: false, error: 'posthog-js gave no answer' }), REQUEST_TIMEOUT_MS + 5000);
         const settle = (answer: Answer) => (clearTimeout(watchdog), resolve(answer));
         try {
-          request(batch, {
+          request(batch, body, {
             transport: 'fetch',
             // Ours replaces posthog-js's own signal: aborting it (an opt-out) stops the request,
             // even while posthog-js is still compressing it. No cookies, no Referer.
@@ -196,7 +200,7 @@ async function connect(opts: TransportOptions, starting: Promise<PostHogPrivate>
     sendOnClose(batch) {
       try {
         // Not sendBeacon: it cannot drop the Referer header. A keepalive fetch can, and outlives the page.
-        request(batch, { transport: 'fetch', preferSyncCompression: true, fetchOptions: { keepalive: true, credentials: 'omit', referrerPolicy: 'no-referrer', redirect: 'error' } });
+        request(batch, undefined, { transport: 'fetch', preferSyncCompression: true, fetchOptions: { keepalive: true, credentials: 'omit', referrerPolicy: 'no-referrer', redirect: 'error' } });
         return true;
       } catch {
         return false;
@@ -204,6 +208,19 @@ async function connect(opts: TransportOptions, starting: Promise<PostHogPrivate>
     },
     close: () => void listeners.delete(opts.refused),
   };
+}
+
+/**
+ * JSON, gzipped by the browser: encoding and compression run in native code, the compression
+ * off the task that built the JSON — instead of posthog-js's replacer-driven JSON, fflate or its
+ * checksum in JavaScript (~40 µs an event). Undefined where there is no CompressionStream.
+ */
+async function gzipped(json: string): Promise<ArrayBuffer | undefined> {
+  if (typeof CompressionStream !== 'function') return undefined;
+  const gzip = new CompressionStream('gzip');
+  const writer = gzip.writable.getWriter();
+  void writer.write(new TextEncoder().encode(json)).then(() => writer.close()).catch(() => undefined); // a failure rejects the read below
+  return new Response(gzip.readable).arrayBuffer();
 }
 
 /** `signal`, also aborted after `ms` (a request with no answer is given up, and retried later). */

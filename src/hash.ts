@@ -3,13 +3,18 @@
 // SHA-256 comes from @noble/hashes (audited, synchronous, no WebCrypto): crypto.subtle is
 // missing outside secure contexts (a viewer served over plain http on a LAN), and is async.
 import { sha256 } from '@noble/hashes/sha2.js';
-import { bytesToHex, utf8ToBytes } from '@noble/hashes/utils.js';
+import { bytesToHex } from '@noble/hashes/utils.js';
 import { safeString } from './plain.js';
 
 /** A value in the native SDK's serde shape: the type is explicit. */
 export type NativeProperty = { String: string } | { Integer: number } | { Float: number } | { Bool: boolean };
 
+const utf8 = new TextEncoder();
+const utf8ToBytes = (s: string) => utf8.encode(s);
 const SALT = utf8ToBytes('d6d6bed3-028a-49ac-94dc-8c89cfb19379');
+/** The last strings hashed (a burst names the same application again and again); at most MEMO. */
+const memo = new Map<string, string>();
+const MEMO = 256;
 
 /**
  * Hashes like the native SDK. A bare number is an Integer when it is a safe integer, else a
@@ -17,8 +22,16 @@ const SALT = utf8ToBytes('d6d6bed3-028a-49ac-94dc-8c89cfb19379');
  * a safe integer is hashed as the Float it is, and anything else as its string form.
  */
 export function hashed(value: string | number | boolean | NativeProperty): string {
-  return bytesToHex(sha256(concat(SALT, valueBytes(value))));
+  if (typeof value !== 'string') return digest(value);
+  let hex = memo.get(value);
+  if (hex === undefined) {
+    if (memo.size >= MEMO) memo.clear();
+    memo.set(value, (hex = digest(value)));
+  }
+  return hex;
 }
+
+const digest = (value: unknown) => bytesToHex(sha256.create().update(SALT).update(valueBytes(value)).digest());
 
 function valueBytes(value: unknown): Uint8Array {
   if (typeof value === 'string') return utf8ToBytes(value);
@@ -46,11 +59,4 @@ function floatBytes(n: number): Uint8Array {
   const bytes = new Uint8Array(8);
   new DataView(bytes.buffer).setFloat64(0, n, true);
   return bytes;
-}
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
 }

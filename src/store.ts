@@ -17,11 +17,13 @@ export type { Metadata, MetadataValue, OutboxEntry, OutboxSize, StoredConfig } f
 export { plainMetadata };
 
 export const DB_NAME = 'rerun-analytics';
-export const DB_VERSION = 2; // 1: config only (first versions); 2: + outbox
+export const DB_VERSION = 3; // 1: config only (first versions); 2: + outbox (a record per event); 3: its UUID index (a record per write)
 export const CONFIG = 'config';
 export const OUTBOX = 'outbox';
 const CONFIG_KEY = 'config';
 const SIZE_KEY = 'outbox-size';
+/** The outbox's index of every record's UUIDs (multiEntry): which records hold an entry. */
+const BY_UUID = 'uuid';
 /** A delivering tab marks what it is about to send (`flight:<session>`): no other tab evicts it. */
 const MARK = 'flight:';
 const MARK_MS = 45_000;
@@ -29,7 +31,6 @@ const MARK_MS = 45_000;
 export const LEGACY_KEY = 'rerun_config';
 /** IndexedDB can hang (a blocked upgrade, a wedged profile); past this we treat it as failed. */
 const TIMEOUT_MS = 3000;
-const MAX_BATCH = 500;
 
 export interface Storage {
   /** Runs `work` in one transaction over `stores`; resolves with its result once the transaction commits. */
@@ -98,7 +99,8 @@ function open(version: number | undefined): Promise<IDBDatabase> {
   request.onupgradeneeded = () => {
     const db = request.result;
     if (!db.objectStoreNames.contains(CONFIG)) db.createObjectStore(CONFIG);
-    if (!db.objectStoreNames.contains(OUTBOX)) db.createObjectStore(OUTBOX);
+    const box = db.objectStoreNames.contains(OUTBOX) ? request.transaction!.objectStore(OUTBOX) : db.createObjectStore(OUTBOX);
+    if (!box.indexNames.contains(BY_UUID)) box.createIndex(BY_UUID, 'uuid', { multiEntry: true });
   };
   return promisifyRequest(request).then((db) => {
     if (db.objectStoreNames.contains(CONFIG) && db.objectStoreNames.contains(OUTBOX)) return db;
@@ -125,7 +127,7 @@ export function runStorageOp(db: Storage, where: Where, op: StorageOp): Promise<
     if (op.op === 'read') return { ok: true, config, created, othersFlying: (await marked(tx, where.wall(), where.sessionId)).size > 0 };
     if (op.op === 'change') return change(tx, where, config, created, op);
     if (op.op === 'add') return add(tx, where, config, created, op.entries, op.again === true);
-    if (op.op === 'list') return list(tx, where, config, created);
+    if (op.op === 'list') return list(tx, where, config, created, op.limit);
     await remove(tx, where, op.uuids, op.unmark);
     return { ok: true, config, created };
   };
@@ -147,7 +149,7 @@ async function change(tx: IDBTransaction, where: Where, old: StoredConfig, creat
   const config = applyChange(old, op.change);
   tx.objectStore(CONFIG).put(config, CONFIG_KEY);
   if (!op.empty) return { ok: true, config, created };
-  const all = (await promisifyRequest(tx.objectStore(OUTBOX).getAll())) as OutboxEntry[];
+  const all = await stored(tx);
   const flying = await marked(tx, where.wall());
   const others = await marked(tx, where.wall(), where.sessionId);
   tx.objectStore(OUTBOX).clear();
@@ -155,74 +157,100 @@ async function change(tx: IDBTransaction, where: Where, old: StoredConfig, creat
   return { ok: true, config, created, othersFlying: others.size > 0, dropped: all.filter((e) => !flying.has(e.uuid)) }; // those in flight are their sender's to report
 }
 
-/** Adds entries recorded under the stored id while the stored choice is not off; past the bounds, the oldest not in flight go. */
-/** A closing page's write: every put issued in this task (no read to wait for); the size is recounted by the next op. */
+/**
+ * A closing page's write: one put issued in this task (no read to wait for). Whoever lists the
+ * entries judges them (id, cut and choice included); the size is recounted by the next op.
+ */
 function putNow(tx: IDBTransaction, entries: OutboxEntry[]): StorageResult {
-  const box = tx.objectStore(OUTBOX);
-  for (const e of entries) box.put(e, e.uuid);
+  putBatch(tx, entries);
   tx.objectStore(CONFIG).delete(SIZE_KEY);
   return { ok: true };
 }
 
+/** Adds entries recorded under the stored id while the stored choice is not off; past the bounds, the oldest not in flight go. */
 async function add(tx: IDBTransaction, where: Where, config: StoredConfig, created: boolean, entries: OutboxEntry[], again: boolean): Promise<StorageResult> {
   const refused = entries.filter((e) => config.choice === 'disabled' || e.distinctId !== config.analyticsId || (e.cut ?? 0) !== (config.cut ?? 0)).map((e) => e.uuid);
-  const box = tx.objectStore(OUTBOX);
   const size = await sizeOf(tx);
-  const refusedSet = new Set(refused);
+  const skip = new Set(refused);
   // Written once, normally; a tab back from memory mode writes again what may be there already.
-  const there = again ? new Set((await promisifyRequest(box.getAllKeys())) as string[]) : new Set<string>();
-  for (const e of entries) {
-    if (refusedSet.has(e.uuid)) continue;
-    box.put(e, e.uuid);
-    if (!there.has(e.uuid)) (size.count++, (size.bytes += e.bytes));
-  }
+  if (again) for (const e of await stored(tx)) skip.add(e.uuid);
+  const fresh = entries.filter((e) => !skip.has(e.uuid));
+  putBatch(tx, fresh);
+  for (const e of fresh) (size.count++, (size.bytes += e.bytes));
   const dropped = size.count > OUTBOX_LIMITS.count || size.bytes > OUTBOX_LIMITS.bytes ? await evict(tx, size, await marked(tx, where.wall())) : [];
   tx.objectStore(CONFIG).put(size, SIZE_KEY);
   return { ok: true, config, created, dropped, ...(refused.length ? { refused } : {}) };
 }
 
-/** Oldest first (keys are time-ordered UUIDs), skipping what a tab has in flight. */
+/** Oldest first (records are keyed by their oldest time-ordered UUID), skipping what a tab has in flight. */
 function evict(tx: IDBTransaction, size: OutboxSize, flying: Set<string>): Promise<OutboxEntry[]> {
   const evicted: OutboxEntry[] = [];
+  const over = () => size.count > OUTBOX_LIMITS.count || size.bytes > OUTBOX_LIMITS.bytes;
   return new Promise((resolve, reject) => {
     const cursor = tx.objectStore(OUTBOX).openCursor();
     cursor.onerror = () => reject(cursor.error);
     cursor.onsuccess = () => {
       const c = cursor.result;
-      if (!c || (size.count <= OUTBOX_LIMITS.count && size.bytes <= OUTBOX_LIMITS.bytes)) return resolve(evicted);
-      const e = c.value as OutboxEntry;
-      if (!flying.has(e.uuid)) {
+      if (!c || !over()) return resolve(evicted);
+      const kept = entriesOf(c.value).filter((e) => {
+        if (!over() || flying.has(e.uuid)) return true;
         evicted.push(e);
         size.count--;
         size.bytes -= e.bytes;
-        c.delete();
-      }
+        return false;
+      });
+      rewrite(c, kept);
       c.continue();
     };
   });
 }
 
-/** Every waiting entry of this project and host, oldest first; the oldest are marked as about to be sent by this tab. */
-async function list(tx: IDBTransaction, where: Where, config: StoredConfig, created: boolean): Promise<StorageResult> {
-  const all = (await promisifyRequest(tx.objectStore(OUTBOX).getAll())) as OutboxEntry[];
-  const entries = all.filter((e) => e.projectKey === where.projectKey && e.apiHost === where.apiHost);
-  if (entries.length) tx.objectStore(CONFIG).put({ uuids: entries.slice(0, MAX_BATCH).map((e) => e.uuid), until: where.wall() + MARK_MS }, MARK + where.sessionId);
-  return { ok: true, config, created, entries };
+/**
+ * The oldest `limit` waiting entries of this project and host, marked as about to be sent by this
+ * tab. Records are read oldest first, a record per request, until there are enough: a list clones
+ * out of IndexedDB what one request carries, not the whole outbox.
+ */
+async function list(tx: IDBTransaction, where: Where, config: StoredConfig, created: boolean, limit: number): Promise<StorageResult> {
+  const found = new Map<string, OutboxEntry>();
+  const more = await new Promise<boolean>((resolve, reject) => {
+    const cursor = tx.objectStore(OUTBOX).openCursor();
+    cursor.onerror = () => reject(cursor.error);
+    cursor.onsuccess = () => {
+      const c = cursor.result;
+      if (!c) return resolve(false);
+      if (found.size >= limit) return resolve(true);
+      for (const e of entriesOf(c.value)) if (e.projectKey === where.projectKey && e.apiHost === where.apiHost) found.set(e.uuid, e);
+      c.continue();
+    };
+  });
+  const sorted = [...found.values()].sort(byUuid);
+  const entries = sorted.slice(0, limit);
+  if (entries.length) tx.objectStore(CONFIG).put({ uuids: entries.map((e) => e.uuid), until: where.wall() + MARK_MS }, MARK + where.sessionId);
+  return { ok: true, config, created, entries, more: more || sorted.length > limit };
 }
 
 /** Removes entries (delivered, or dropped for good; those already gone are skipped) and this tab's mark. */
 async function remove(tx: IDBTransaction, where: Where, uuids: string[], unmark: boolean): Promise<void> {
+  if (unmark) tx.objectStore(CONFIG).delete(MARK + where.sessionId);
+  if (!uuids.length) return;
   const box = tx.objectStore(OUTBOX);
   const size = await sizeOf(tx);
-  const found = await Promise.all(uuids.map((u) => promisifyRequest(box.get(u)) as Promise<OutboxEntry | undefined>));
-  for (const e of found) {
-    if (!e) continue;
-    box.delete(e.uuid);
-    size.count--;
-    size.bytes -= e.bytes;
+  const gone = new Set(uuids);
+  // The records holding them, by the index of every record's UUIDs: a few records, not an op per entry.
+  const sorted = [...uuids].sort();
+  const range = IDBKeyRange.bound(sorted[0], sorted.at(-1));
+  const keys = new Set((await promisifyRequest(box.indexNames.contains(BY_UUID) ? box.index(BY_UUID).getAllKeys(range) : box.getAllKeys())) as IDBValidKey[]); // a newer build's database may lack it
+  const records = await Promise.all([...keys].map((k) => promisifyRequest(box.get(k)).then((value: unknown) => ({ k, value }))));
+  const removed = new Set<string>(); // counted once, should a closing page have written one twice
+  for (const { k, value } of records) {
+    const all = entriesOf(value);
+    const kept = all.filter((e) => !gone.has(e.uuid));
+    if (kept.length === all.length) continue;
+    for (const e of all) if (gone.has(e.uuid) && !removed.has(e.uuid)) removed.add(e.uuid), size.count--, (size.bytes -= e.bytes);
+    if (kept.length) box.put(batchOf(kept), k);
+    else box.delete(k);
   }
   tx.objectStore(CONFIG).put(size, SIZE_KEY);
-  if (unmark) tx.objectStore(CONFIG).delete(MARK + where.sessionId);
 }
 
 /** What tabs have in flight: marks that have not expired — and are not from the future (a clock that stepped). */
@@ -245,8 +273,44 @@ export const outboxSize = (db: Storage): Promise<OutboxSize> => db.transaction([
 async function sizeOf(tx: IDBTransaction): Promise<OutboxSize> {
   const s = await read<OutboxSize>(tx, CONFIG, SIZE_KEY);
   if (isRecord(s) && Number.isSafeInteger(s.count) && s.count >= 0 && Number.isFinite(s.bytes) && s.bytes >= 0) return { count: s.count, bytes: s.bytes };
-  const all = (await promisifyRequest(tx.objectStore(OUTBOX).getAll())) as OutboxEntry[];
+  const all = await stored(tx);
   return { count: all.length, bytes: all.reduce((n, e) => n + (Number(e.bytes) || 0), 0) };
+}
+
+/** Every stored entry, oldest first, each once. */
+async function stored(tx: IDBTransaction): Promise<OutboxEntry[]> {
+  const seen = new Set<string>();
+  const all: OutboxEntry[] = [];
+  for (const value of (await promisifyRequest(tx.objectStore(OUTBOX).getAll())) as unknown[]) for (const e of entriesOf(value)) if (!seen.has(e.uuid)) seen.add(e.uuid), all.push(e);
+  return all.sort(byUuid);
+}
+
+const byUuid = (a: OutboxEntry, b: OutboxEntry) => (a.uuid < b.uuid ? -1 : a.uuid > b.uuid ? 1 : 0);
+
+/**
+ * The outbox's records: one per write, `{ uuid: [its entries' UUIDs], entries }`, keyed by its
+ * oldest UUID. A put clones its value on the main thread at a cost per byte, and every request
+ * costs a task's worth of overhead besides: a record per write, not per event, is what keeps
+ * storage within the frame budget. (A version 2 record, one entry, is read too.)
+ */
+const batchOf = (entries: OutboxEntry[]) => ({ uuid: entries.map((e) => e.uuid), entries });
+
+function putBatch(tx: IDBTransaction, entries: OutboxEntry[]): void {
+  if (!entries.length) return;
+  const sorted = [...entries].sort(byUuid);
+  tx.objectStore(OUTBOX).put(batchOf(sorted), sorted[0]!.uuid);
+}
+
+function entriesOf(value: unknown): OutboxEntry[] {
+  const all = isRecord(value) && Array.isArray(value.entries) ? value.entries : [value];
+  return all.filter((e): e is OutboxEntry => isRecord(e) && typeof e.uuid === 'string');
+}
+
+/** A record the cursor is on, with only `kept` left of it. */
+function rewrite(c: IDBCursorWithValue, kept: OutboxEntry[]): void {
+  if (kept.length === entriesOf(c.value).length) return;
+  if (kept.length) c.update(batchOf(kept));
+  else c.delete();
 }
 
 /** A fresh id, for first starts and for clear(). */

@@ -13,8 +13,6 @@ type Fx = Effect[];
 
 /** Events validated before the stored choice is read wait for it, at most this many. */
 export const HOLD_CAPACITY = 500;
-/** At most this many events per request. */
-export const MAX_BATCH = 500;
 /** At most this much (uncompressed) in the request a closing page makes: keepalive requests share 64 KB. */
 const CLOSE_BYTES = 48 * 1024;
 /** The least a 429 waits (posthog-js caps a Retry-After header at this). */
@@ -148,17 +146,19 @@ export function onListed(st: State, fx: Fx, r: StorageResult): void {
   const entries = r.entries ?? [];
   const listed = new Set(entries.map((e) => e.uuid));
   const unwritten = new Set(st.staged.map((e) => e.uuid));
-  for (const uuid of [...st.known.keys()]) if (!listed.has(uuid) && !unwritten.has(uuid)) st.known.delete(uuid), st.attempts.delete(uuid); // ended elsewhere
-  for (const e of entries) if (!st.removals.has(e.uuid)) st.known.set(e.uuid, e);
-  const marked = new Set(entries.slice(0, MAX_BATCH).map((e) => e.uuid)); // the list marked these in flight: only they may go now
-  const ready = judge(st, fx, entries).filter((e) => marked.has(e.uuid)); // drops what never may leave, whoever lists
+  if (!r.more) for (const uuid of [...st.known.keys()]) if (!listed.has(uuid) && !unwritten.has(uuid)) st.known.delete(uuid), st.attempts.delete(uuid); // ended elsewhere
+  const fresh = entries.filter((e) => !st.removals.has(e.uuid) && !st.flight?.uuids.includes(e.uuid));
+  for (const e of fresh) st.known.set(e.uuid, e);
+  const ready = judge(st, fx, entries); // drops what never may leave, whoever lists
+  // The rest after this: once this request is answered, or what was dropped is removed. (Nothing
+  // new listed — all of it ending already — waits for those to end instead: no list loop.)
+  if (r.more && fresh.length) userSaidNo(gate(st)) ? (st.sweep = true) : (st.passWanted = true);
   st.unmark = true; // the list marked what it may send; unless a request goes now, that mark ends
   if (!delivers(st)) return void (st.known.clear(), st.attempts.clear()); // the delivering tab keeps track of them
   if (st.flight) return;
   // Once posthog-js is loaded (settle starts it, or its reload is due): then the pass again.
   if (ready.length && st.transport !== 'ready') return void (st.flushAt = st.transport === 'failed' ? Math.max(st.loadAgainAt, st.now + 1) : st.transport === 'hung' || st.transport === 'unusable' ? undefined : st.now);
   send(st, fx, ready);
-  if (entries.length > MAX_BATCH && st.flight) st.passWanted = true; // the rest after this answer
   if (st.flight) st.unmark = false;
 }
 

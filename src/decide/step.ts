@@ -8,7 +8,7 @@
 // would cost the hot path), and returned for convenience.
 import type { Signals } from '../signals.js';
 import { adopt, failed, gate, notifyChange, onClear, onHeard, onSetChoice, onSetMetadata, pendingChange } from './consent.js';
-import { addFailed, backoff, closingSend, delivers, inGrace, judge, MAX_BATCH, onAdded, onAnswer, onListed, onRecord, release, send } from './delivery.js';
+import { addFailed, backoff, closingSend, delivers, inGrace, judge, onAdded, onAnswer, onListed, onRecord, release, send } from './delivery.js';
 import { drop, abortFlight } from './outcomes.js';
 import type { Effect, Fact, Settings, State, StorageOp } from './types.js';
 
@@ -193,7 +193,7 @@ function nextOp(st: State, fx: Fx): StorageOp | undefined {
   if (st.mode === 'memory' && st.now >= st.storageRetryAt && gate(st).enabled) return { op: 'add', entries: [...st.known.values()], again: true }; // back to IndexedDB once a write succeeds
   if (st.sweep && st.mode === 'indexeddb') {
     st.sweep = false;
-    return { op: 'list' };
+    return { op: 'list', limit: st.s.batch };
   }
   return pass(st, fx);
 }
@@ -225,10 +225,10 @@ function pass(st: State, fx: Fx): StorageOp | undefined {
   st.flushAt = undefined;
   if (st.mode === 'memory') {
     const ready = judge(st, fx, [...st.known.values()]);
-    if (ready.length > MAX_BATCH) st.passWanted = true;
-    return void send(st, fx, ready.slice(0, MAX_BATCH));
+    if (ready.length > st.s.batch) st.passWanted = true;
+    return void send(st, fx, ready.slice(0, st.s.batch));
   }
-  return { op: 'list' };
+  return { op: 'list', limit: st.s.batch };
 }
 
 /** flush() is answered once nothing it asked for is under way; shutdown() once that is so too, or its time is up. */

@@ -27,6 +27,11 @@ export interface Settings {
    * value on the main thread as it is put, ~0.1 ms each, and no task of ours may take 4 ms.
    */
   writeChunk: number;
+  /**
+   * At most this many entries per list and per request: a list's values are cloned out of
+   * IndexedDB, judged and sent in a task or two, which must stay short whatever waits.
+   */
+  batch: number;
 }
 
 /** A change of the stored config, applied inside one transaction (applyChange in config.ts). */
@@ -58,8 +63,8 @@ export type StorageOp =
        */
       closing?: boolean;
     }
-  /** Read every waiting entry of this project and mark the oldest as in flight (so no tab evicts them). */
-  | { op: 'list' }
+  /** Read the oldest `limit` waiting entries of this project and mark them as in flight (so no tab evicts them). */
+  | { op: 'list'; limit: number }
   /** Remove delivered or dropped entries (and, with `unmark`, this tab's in-flight mark). */
   | { op: 'remove'; uuids: string[]; unmark: boolean };
 
@@ -70,8 +75,10 @@ export interface StorageResult {
   config?: StoredConfig;
   /** The config record was missing (a first start, or site data was cleared under us). */
   created?: boolean;
-  /** list: the waiting entries, oldest first. */
+  /** list: the oldest waiting entries, oldest first. */
   entries?: OutboxEntry[];
+  /** list: more wait beyond these. */
+  more?: boolean;
   /** add: entries evicted past the bounds; change+empty: entries the emptying removed (not those in flight). */
   dropped?: OutboxEntry[];
   /** read, change: another tab has a request in flight (its mark in storage has not expired). */

@@ -84,7 +84,15 @@ const stored = () => rawDb((db) => asPromise(db.transaction('config').objectStor
 const forgetDelivered = (uuids: string[]) =>
   rawDb((db) => {
     const tx = db.transaction(['config', 'outbox'], 'readwrite');
-    for (const u of uuids) tx.objectStore('outbox').delete(u);
+    const cursor = tx.objectStore('outbox').openCursor(); // a record holds a write's entries
+    cursor.onsuccess = () => {
+      const c = cursor.result;
+      if (!c) return;
+      const entries = (c.value.entries as { uuid: string }[]).filter((e) => !uuids.includes(e.uuid));
+      if (entries.length) c.update({ uuid: entries.map((e) => e.uuid), entries });
+      else c.delete();
+      c.continue();
+    };
     tx.objectStore('config').delete('outbox-size'); // recounted on the next use
     return new Promise<void>((resolve) => ((tx.oncomplete = () => resolve()), (tx.onabort = () => resolve())));
   }, undefined);
@@ -150,19 +158,19 @@ describe('an opt-out always lands: stored, in every tab, and nothing recorded be
     expect((await configOf(c)).reason, 'a new tab').toBe('user-opted-out');
   }, 40_000);
 
-  test('2. another build upgrades the database (version 3) while A runs: A\'s opt-out is stored, its 3 pending events never leave, the next page starts opted out', async () => {
+  test('2. another build upgrades the database (version 4) while A runs: A\'s opt-out is stored, its 3 pending events never leave, the next page starts opted out', async () => {
     const key = newKey('upgrade');
     try {
       const a = await app(key, '&flush=60000');
       await warmUp(a, key);
-      const newer = await app(key, '&bare=1'); // a page of a newer build: it opens the database at version 3, and keeps it open
+      const newer = await app(key, '&bare=1'); // a page of a newer build: it opens the database at version 4, and keeps it open
       const version = await evalIn(newer, `Promise.race([new Promise((resolve, reject) => {
-        const r = indexedDB.open(${JSON.stringify(DB)}, 3);
+        const r = indexedDB.open(${JSON.stringify(DB)}, 4);
         r.onupgradeneeded = () => { for (const s of ['config', 'outbox']) if (!r.result.objectStoreNames.contains(s)) r.result.createObjectStore(s); };
         r.onsuccess = () => { globalThis.v3 = r.result; resolve(r.result.version); };
         r.onerror = () => reject(r.error);
       }), new Promise((r) => setTimeout(() => r('blocked'), 10000))])`);
-      expect(version, 'precondition: the upgrade went through').toBe(3);
+      expect(version, 'precondition: the upgrade went through').toBe(4);
 
       await recordIn(a, 3, 'help-button-clicked'); // a minute's flush window: they wait
       await sleep(300);

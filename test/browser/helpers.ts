@@ -64,8 +64,11 @@ export async function resetStorage() {
 export const storedConfig = () => transaction([CONFIG], 'readonly', (tx) => promisifyRequest(tx.objectStore(CONFIG).get('config'))) as Promise<StoredConfig | undefined>;
 /** Writes the config record directly (as another tab, or an earlier version, would have). */
 export const storeConfig = (config: Partial<StoredConfig>) => transaction([CONFIG], 'readwrite', (tx) => void tx.objectStore(CONFIG).put(config, 'config'));
-/** Everything in the outbox, oldest first. */
-export const outboxEntries = () => transaction([OUTBOX], 'readonly', (tx) => promisifyRequest(tx.objectStore(OUTBOX).getAll())) as Promise<OutboxEntry[]>;
+/** Everything in the outbox (its records hold a write's entries each; version 2's, one), oldest first. */
+export const outboxEntries = () =>
+  transaction([OUTBOX], 'readonly', (tx) => promisifyRequest(tx.objectStore(OUTBOX).getAll())).then((records: { entries?: OutboxEntry[] }[]) =>
+    records.flatMap((r) => r.entries ?? [r as OutboxEntry]).sort((a, b) => (a.uuid < b.uuid ? -1 : 1)),
+  );
 
 // The stages' chunk (src/core.ts) is fetched by the first createAnalytics() of a page; later
 // ones start at once. Fetch it before the tests, so that each test sees what a page that has been

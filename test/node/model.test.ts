@@ -10,7 +10,6 @@ import { describe, expect, test } from 'vitest';
 import type { Valid } from '../../src/2-validate';
 import { applyChange, expired, type OutboxEntry, type StoredConfig } from '../../src/decide/config';
 import { gate } from '../../src/decide/consent';
-import { MAX_BATCH } from '../../src/decide/delivery';
 import { initialState, step } from '../../src/decide/step';
 import type { Effect, Fact, Input, State, StorageOp, StorageResult } from '../../src/decide/types';
 
@@ -75,7 +74,7 @@ interface World {
 }
 
 const wall = (w: World) => 1_800_000_000_000 + w.mono + w.wallOffset;
-const SETTINGS = (sid: string) => ({ projectKey: 'phc_model', apiHost: 'https://example.test', intervalMs: 50, firstRunGrace: false, respectPrivacySignals: true, devBuild: false, force: true, embedderPolicyOff: false, sessionId: sid, writeChunk: 2 }); // small: writes and removals go in several transactions
+const SETTINGS = (sid: string) => ({ projectKey: 'phc_model', apiHost: 'https://example.test', intervalMs: 50, firstRunGrace: false, respectPrivacySignals: true, devBuild: false, force: true, embedderPolicyOff: false, sessionId: sid, writeChunk: 2, batch: 3 }); // small: writes, removals, lists and requests go in several steps
 const event = (w: World): Valid => ({ kind: 'Append', name: 'settings-opened', props: {}, time: wall(w), bytes: 2 });
 
 function newWorld(tabs: number): World {
@@ -208,9 +207,10 @@ function runOp(w: World, tab: Tab, op: StorageOp): StorageResult {
     return { ok: true, config, created, dropped: [], ...(refused.length ? { refused } : {}) };
   }
   if (op.op === 'list') {
-    const entries = [...w.outbox.values()].sort((a, b) => (a.uuid < b.uuid ? -1 : 1));
-    if (entries.length) w.marks.set(tab.sid, { uuids: entries.slice(0, MAX_BATCH).map((e) => e.uuid), until: wall(w) + MARK_MS });
-    return { ok: true, config, created, entries };
+    const all = [...w.outbox.values()].sort((a, b) => (a.uuid < b.uuid ? -1 : 1));
+    const entries = all.slice(0, op.limit);
+    if (entries.length) w.marks.set(tab.sid, { uuids: entries.map((e) => e.uuid), until: wall(w) + MARK_MS });
+    return { ok: true, config, created, entries, more: all.length > op.limit };
   }
   for (const u of op.uuids) w.outbox.delete(u);
   if (op.unmark) w.marks.delete(tab.sid);
@@ -322,7 +322,7 @@ function checkTab(w: World, tab: Tab, effects: Effect[]): void {
   expect(st.held.length, 'I6: held').toBeLessThanOrEqual(500);
   expect(st.known.size, 'I6: known').toBeLessThanOrEqual(1500);
   expect(Object.keys(st.config.metadata).length, 'I6: metadata').toBeLessThanOrEqual(64);
-  expect(w.outbox.size, 'I6: outbox').toBeLessThanOrEqual(1000 + MAX_BATCH);
+  expect(w.outbox.size, 'I6: outbox').toBeLessThanOrEqual(1000 + SETTINGS('').batch);
   // No busy loop: a wake is always in the future of the step that asked for it.
   for (const e of effects) if (e.type === 'wake' && e.at !== undefined) expect(e.at, 'wake in the past').toBeGreaterThan(w.mono);
 }
