@@ -38,7 +38,6 @@ export type Validation = { ok: true; event: Valid } | { ok: false; reason: strin
 export const MAX_STRING_LENGTH = 32_768;
 /** An event's properties as JSON, at most (UTF-8 bytes): no single event can swamp a request. */
 export const MAX_EVENT_BYTES = 64 * 1024;
-const utf8 = new TextEncoder();
 
 /** Values for the module-owned properties (see MODULE_OWNED in reserved.ts). */
 export type OwnedProps = Partial<Record<(typeof MODULE_OWNED)[number], Value>>;
@@ -52,31 +51,29 @@ export function validate(rec: Recorded, catalog: Catalog, owned: OwnedProps): Va
   const given = rec.props ?? {};
   if (typeof given !== 'object' || Array.isArray(given)) return fail('properties are not an object');
 
+  const { types, required } = compiled(spec);
   const props: Record<string, Value> = {};
   const removed: string[] = [];
-  for (const [key, value] of Object.entries(given)) {
+  for (const key of Object.keys(given)) {
+    const value = (given as Record<string, unknown>)[key];
     if (value === null || value === undefined) continue; // "leave it out", as native's Option
     if ((MODULE_OWNED as readonly string[]).includes(key)) continue; // ours, filled in below
-    const declared = Object.hasOwn(spec.props, key) ? spec.props[key] : undefined;
-    if (!declared) {
+    const type = types.get(key);
+    if (!type) {
       removed.push(key);
       continue;
     }
-    const { type } = parseSpec(declared);
     const problem = typeProblem(value, type, rec.types?.[key]);
     if (problem) return fail(`property "${key}" ${problem}`);
     props[key] = value as Value;
   }
   for (const key of MODULE_OWNED) {
     const value = owned[key];
-    if (Object.hasOwn(spec.props, key) && value !== undefined) props[key] = value;
+    if (types.has(key) && value !== undefined) props[key] = value;
   }
   const final = spec.derive ? spec.derive.apply(props, rec.native === true) : props;
-  for (const [key, declared] of Object.entries(spec.props)) {
-    if (!(key in final) && !parseSpec(declared).optional) return fail(`required property "${key}" is missing`);
-  }
-  // JSON.stringify escapes lone surrogates, so the encoder counts exactly what would be sent.
-  const bytes = utf8.encode(JSON.stringify(final)).length;
+  for (const key of required) if (!(key in final)) return fail(`required property "${key}" is missing`);
+  const bytes = utf8Length(JSON.stringify(final));
   if (bytes > MAX_EVENT_BYTES) return fail(`properties are larger than ${MAX_EVENT_BYTES} bytes as JSON`);
   const note = removed.length ? `removed undeclared properties: ${removed.map((k) => k.slice(0, 100)).join(', ')}` : undefined;
   return { ok: true, event: { kind: spec.kind, name, props: final, time: rec.time, bytes, ...(note ? { note } : {}) } };
@@ -98,6 +95,30 @@ function typeProblem(value: unknown, type: PropType, explicit: PropType | undefi
       // NaN and Infinity are not JSON; native serde would fail on them too.
       return typeof value === 'number' && Number.isFinite(value) ? undefined : 'must be a finite number';
   }
+}
+
+/** Each event spec's properties, parsed once: a type per name, and the names that are required. */
+const specs = new WeakMap<object, { types: Map<string, PropType>; required: string[] }>();
+function compiled(spec: Catalog[string]) {
+  let c = specs.get(spec);
+  if (!c) {
+    const parsed = Object.entries(spec.props).map(([key, declared]) => [key, parseSpec(declared)] as const);
+    specs.set(spec, (c = { types: new Map(parsed.map(([k, p]) => [k, p.type])), required: parsed.filter(([, p]) => !p.optional).map(([k]) => k) }));
+  }
+  return c;
+}
+
+/**
+ * UTF-8 bytes of a JSON text, counted without encoding it. JSON.stringify escapes lone
+ * surrogates, so a surrogate here is half of a pair: 4 bytes for the two.
+ */
+function utf8Length(s: string): number {
+  let n = s.length;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0x80) n += c < 0x800 || (c >= 0xd800 && c <= 0xdfff) ? 1 : 2;
+  }
+  return n;
 }
 
 function fail(reason: string): Validation {

@@ -118,8 +118,11 @@ export function startCore(opts: ResolvedOptions, notify: (state: ConsentState) =
     ready: shell.ready,
     take(sliced) {
       // A burst is judged a slice per task (sliced: the intake's own wake-up); asked for now
-      // (audit(), flush(), shutdown()), all of it at once.
-      const { valid, more } = judge(intake, sliced ? clock() + SLICE_MS : Infinity);
+      // (audit(), flush(), shutdown()), all of it at once. What is recorded while a slice is
+      // due waits for it: the host's task gets one slice at most.
+      judge.drain(intake);
+      if (sliced && slicing) return;
+      const { valid, more } = judge.run(sliced ? clock() + SLICE_MS : Infinity);
       if (valid.length) shell.feed({ type: 'record', events: valid, uuids: valid.map(() => uuid7(Date.now())) });
       if (!more) return void judged.splice(0).forEach((resolve) => resolve());
       if (slicing) return;
@@ -197,18 +200,23 @@ function createJudge(catalog: Catalog, opts: ResolvedOptions, audit: ReturnType<
   let at = 0;
   let ticks = 0;
   let judging = -1;
-  return (intake: Intake, deadline: number): { valid: Valid[]; more: boolean } => {
-    valid = [];
-    over = 0;
-    const tick = ++ticks;
-    over += intake.drain((kind, a, b, time) => void (raw.length - at < INTAKE_LIMIT * 50 ? raw.push(kind, a, b, time, tick) : over++));
-    for (let first = true; at < raw.length && (first || clock() < deadline); first = false, at += 5) {
-      if (raw[at + 4] !== judging) (judging = raw[at + 4] as number), (budget = INTAKE_LIMIT); // the next tick's calls
-      one(raw[at] as 0 | 1, raw[at + 1], raw[at + 2], raw[at + 3] as number);
-    }
-    if (at === raw.length) (raw = []), (at = 0);
-    if (over) dropped(`(${over} events)`, `too many at once: more than ${INTAKE_LIMIT} recorded within one tick`);
-    return { valid, more: at < raw.length };
+  return {
+    /** Takes what the intake holds (each call marked with its tick); cheap, judged later. */
+    drain(intake: Intake): void {
+      const tick = ++ticks;
+      over += intake.drain((kind, a, b, time) => void (raw.length - at < INTAKE_LIMIT * 50 ? raw.push(kind, a, b, time, tick) : over++));
+    },
+    /** Judges what was drained, in order, until `deadline` (at least one). */
+    run(deadline: number): { valid: Valid[]; more: boolean } {
+      valid = [];
+      for (let first = true; at < raw.length && (first || clock() < deadline); first = false, at += 5) {
+        if (raw[at + 4] !== judging) (judging = raw[at + 4] as number), (budget = INTAKE_LIMIT); // the next tick's calls
+        one(raw[at] as 0 | 1, raw[at + 1], raw[at + 2], raw[at + 3] as number);
+      }
+      if (at === raw.length) (raw = []), (at = 0);
+      if (over) dropped(`(${over} events)`, `too many at once: more than ${INTAKE_LIMIT} recorded within one tick`), (over = 0);
+      return { valid, more: at < raw.length };
+    },
   };
 }
 

@@ -132,6 +132,7 @@ const bench = {
   async burstAnchor(n: number) {
     const p = anchor();
     await new Promise((r) => setTimeout(r, 300));
+    performance.mark('host-task');
     for (let i = 0; i < n; i++) p.capture('open_recording', recording(i));
     await new Promise((r) => setTimeout(r, 4000));
   },
