@@ -1,7 +1,8 @@
 // Stage 6 — the transport: posthog-js, fetched with a dynamic import() only once consent is on
 // and something waits, so a user who opted out never even downloads it. We use the slim,
 // no-external-scripts build (no autocapture, recorder, surveys or toolbar code; it cannot load
-// scripts from a CDN), and only its request layer: the {api_key, batch, sent_at} envelope, gzip, fetch.
+// scripts from a CDN), and only its request layer: fetch (the {api_key, batch, sent_at} body is ours,
+// gzipped by the browser; where it cannot, posthog-js builds and gzips it).
 //
 // Why not capture(): it adds the page's URL, referrer and user agent to every event; it keeps
 // failed requests in a retry queue we cannot reach and retries them after an opt-out; it drops

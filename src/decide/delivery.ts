@@ -150,9 +150,10 @@ export function onListed(st: State, fx: Fx, r: StorageResult): void {
   const fresh = entries.filter((e) => !st.removals.has(e.uuid) && !st.flight?.uuids.includes(e.uuid));
   for (const e of fresh) st.known.set(e.uuid, e);
   const ready = judge(st, fx, entries); // drops what never may leave, whoever lists
-  // The rest after this: once this request is answered, or what was dropped is removed. (Nothing
-  // new listed — all of it ending already — waits for those to end instead: no list loop.)
+  // The rest after this: once this request is answered, or what was dropped is removed. Nothing
+  // new listed (all of it ending already, its removal failing): the next window, not a list loop.
   if (r.more && fresh.length) userSaidNo(gate(st)) ? (st.sweep = true) : (st.passWanted = true);
+  else if (r.more) st.flushAt ??= st.now + st.s.intervalMs;
   st.unmark = true; // the list marked what it may send; unless a request goes now, that mark ends
   if (!delivers(st)) return void (st.known.clear(), st.attempts.clear()); // the delivering tab keeps track of them
   if (st.flight) return;

@@ -114,9 +114,10 @@ function onPage(st: State, fx: Fx, page: 'shown' | 'hidden' | 'closing' | 'resto
   st.page = page === 'hidden' && st.page === 'closing' ? 'closing' : page;
   if (page !== 'closing' || st.closed) return;
   // Leaving: send what this tab holds in a keepalive request; settle() writes what is staged at once
-  // (no later task may run), and what a write still under way took: it would not finish (put twice is put once).
+  // (no later task may run), and what a write still under way took and has not ended since (an
+  // opt-out meanwhile): that write would not finish (put twice is read once).
   closingSend(st, fx, [...st.known.values()]);
-  if (st.io?.op.op === 'add') st.staged.unshift(...st.io.op.entries);
+  if (st.io?.op.op === 'add') st.staged.unshift(...st.io.op.entries.filter((e) => st.known.has(e.uuid)));
 }
 
 /** After every fact: consent first, then what to do next, then when to be woken. */
