@@ -126,7 +126,7 @@ export function runStorageOp(db: Storage, where: Where, op: StorageOp): Promise<
     const { config, created } = await configOf(tx, where.sessionId);
     if (op.op === 'read') return { ok: true, config, created, othersFlying: (await marked(tx, where.wall(), where.sessionId)).size > 0 };
     if (op.op === 'change') return change(tx, where, config, created, op);
-    if (op.op === 'add') return add(tx, where, config, created, op.entries, op.again === true);
+    if (op.op === 'add') return add(tx, where, config, created, op.entries);
     if (op.op === 'list') return list(tx, where, config, created, op.limit);
     await remove(tx, where, op.uuids, op.unmark);
     return { ok: true, config, created };
@@ -168,12 +168,12 @@ function putNow(tx: IDBTransaction, entries: OutboxEntry[]): StorageResult {
 }
 
 /** Adds entries recorded under the stored id while the stored choice is not off; past the bounds, the oldest not in flight go. */
-async function add(tx: IDBTransaction, where: Where, config: StoredConfig, created: boolean, entries: OutboxEntry[], again: boolean): Promise<StorageResult> {
+async function add(tx: IDBTransaction, where: Where, config: StoredConfig, created: boolean, entries: OutboxEntry[]): Promise<StorageResult> {
   const refused = entries.filter((e) => config.choice === 'disabled' || e.distinctId !== config.analyticsId || (e.cut ?? 0) !== (config.cut ?? 0)).map((e) => e.uuid);
   const size = await sizeOf(tx);
-  const skip = new Set(refused);
-  // Written once, normally; a tab back from memory mode writes again what may be there already.
-  if (again) for (const e of await stored(tx)) skip.add(e.uuid);
+  // Written once: a write may come again (a tab back from memory mode, a page back from the
+  // back/forward cache after its closing write put the same entries), and is then skipped.
+  const skip = new Set([...refused, ...(await storedOf(tx, entries))]);
   const fresh = entries.filter((e) => !skip.has(e.uuid));
   putBatch(tx, fresh);
   for (const e of fresh) (size.count++, (size.bytes += e.bytes));
@@ -183,26 +183,26 @@ async function add(tx: IDBTransaction, where: Where, config: StoredConfig, creat
 }
 
 /** Oldest first (records are keyed by their oldest time-ordered UUID), skipping what a tab has in flight. */
-function evict(tx: IDBTransaction, size: OutboxSize, flying: Set<string>): Promise<OutboxEntry[]> {
-  const evicted: OutboxEntry[] = [];
+async function evict(tx: IDBTransaction, size: OutboxSize, flying: Set<string>): Promise<OutboxEntry[]> {
+  const evicted = new Map<string, OutboxEntry>();
   const over = () => size.count > OUTBOX_LIMITS.count || size.bytes > OUTBOX_LIMITS.bytes;
-  return new Promise((resolve, reject) => {
+  await new Promise<void>((resolve, reject) => {
     const cursor = tx.objectStore(OUTBOX).openCursor();
     cursor.onerror = () => reject(cursor.error);
     cursor.onsuccess = () => {
       const c = cursor.result;
-      if (!c || !over()) return resolve(evicted);
-      const kept = entriesOf(c.value).filter((e) => {
-        if (!over() || flying.has(e.uuid)) return true;
-        evicted.push(e);
+      if (!c || !over()) return resolve();
+      for (const e of entriesOf(c.value)) {
+        if (!over() || flying.has(e.uuid) || evicted.has(e.uuid)) continue;
+        evicted.set(e.uuid, e);
         size.count--;
         size.bytes -= e.bytes;
-        return false;
-      });
-      rewrite(c, kept);
+      }
       c.continue();
     };
   });
+  await dropFromRecords(tx, new Set(evicted.keys()));
+  return [...evicted.values()];
 }
 
 /**
@@ -229,28 +229,45 @@ async function list(tx: IDBTransaction, where: Where, config: StoredConfig, crea
   return { ok: true, config, created, entries, more: more || sorted.length > limit };
 }
 
+/** The records that may hold any of `uuids` (by the index over their range), with their keys. */
+async function recordsOf(tx: IDBTransaction, uuids: string[]): Promise<{ k: IDBValidKey; value: unknown }[]> {
+  if (!uuids.length) return [];
+  const box = tx.objectStore(OUTBOX);
+  const sorted = [...uuids].sort();
+  const range = IDBKeyRange.bound(sorted[0], sorted.at(-1));
+  const keys = new Set((await promisifyRequest(box.indexNames.contains(BY_UUID) ? box.index(BY_UUID).getAllKeys(range) : box.getAllKeys())) as IDBValidKey[]); // a newer build's database may lack it
+  return Promise.all([...keys].map((k) => promisifyRequest(box.get(k)).then((value: unknown) => ({ k, value }))));
+}
+
+/** Which of `entries` are stored already (usually none: one request finds no record in their range). */
+async function storedOf(tx: IDBTransaction, entries: OutboxEntry[]): Promise<string[]> {
+  const wanted = new Set(entries.map((e) => e.uuid));
+  const records = await recordsOf(tx, [...wanted]);
+  return records.flatMap(({ value }) => entriesOf(value).map((e) => e.uuid)).filter((u) => wanted.has(u));
+}
+
 /** Removes entries (delivered, or dropped for good; those already gone are skipped) and this tab's mark. */
 async function remove(tx: IDBTransaction, where: Where, uuids: string[], unmark: boolean): Promise<void> {
   if (unmark) tx.objectStore(CONFIG).delete(MARK + where.sessionId);
   if (!uuids.length) return;
-  const box = tx.objectStore(OUTBOX);
   const size = await sizeOf(tx);
-  const gone = new Set(uuids);
-  // The records holding them, by the index of every record's UUIDs: a few records, not an op per entry.
-  const sorted = [...uuids].sort();
-  const range = IDBKeyRange.bound(sorted[0], sorted.at(-1));
-  const keys = new Set((await promisifyRequest(box.indexNames.contains(BY_UUID) ? box.index(BY_UUID).getAllKeys(range) : box.getAllKeys())) as IDBValidKey[]); // a newer build's database may lack it
-  const records = await Promise.all([...keys].map((k) => promisifyRequest(box.get(k)).then((value: unknown) => ({ k, value }))));
-  const removed = new Set<string>(); // counted once, should a closing page have written one twice
-  for (const { k, value } of records) {
+  for (const e of await dropFromRecords(tx, new Set(uuids))) size.count--, (size.bytes -= e.bytes);
+  tx.objectStore(CONFIG).put(size, SIZE_KEY);
+}
+
+/** Takes `gone` out of every record holding them (a few records, not an op per entry); returns each removed entry once. */
+async function dropFromRecords(tx: IDBTransaction, gone: Set<string>): Promise<OutboxEntry[]> {
+  const box = tx.objectStore(OUTBOX);
+  const removed = new Map<string, OutboxEntry>(); // once each, should a closing page have written one twice
+  for (const { k, value } of await recordsOf(tx, [...gone])) {
     const all = entriesOf(value);
-    const kept = all.filter((e) => !gone.has(e.uuid));
+    const kept: OutboxEntry[] = [];
+    for (const e of all) gone.has(e.uuid) ? removed.set(e.uuid, e) : kept.push(e);
     if (kept.length === all.length) continue;
-    for (const e of all) if (gone.has(e.uuid) && !removed.has(e.uuid)) removed.add(e.uuid), size.count--, (size.bytes -= e.bytes);
     if (kept.length) box.put(batchOf(kept), k);
     else box.delete(k);
   }
-  tx.objectStore(CONFIG).put(size, SIZE_KEY);
+  return [...removed.values()];
 }
 
 /** What tabs have in flight: marks that have not expired — and are not from the future (a clock that stepped). */
@@ -289,16 +306,21 @@ const byUuid = (a: OutboxEntry, b: OutboxEntry) => (a.uuid < b.uuid ? -1 : a.uui
 
 /**
  * The outbox's records: one per write, `{ uuid: [its entries' UUIDs], entries }`, keyed by its
- * oldest UUID. A put clones its value on the main thread at a cost per byte, and every request
+ * oldest UUID (see putBatch). A put clones its value on the main thread at a cost per byte, and every request
  * costs a task's worth of overhead besides: a record per write, not per event, is what keeps
  * storage within the frame budget. (A version 2 record, one entry, is read too.)
  */
 const batchOf = (entries: OutboxEntry[]) => ({ uuid: entries.map((e) => e.uuid), entries });
 
+/**
+ * A write's record, keyed by its oldest UUID (the store reads oldest first), its newest and its
+ * count: the same entries written again (a closing page repeating the write it had under way)
+ * replace their record, and no other write ever does.
+ */
 function putBatch(tx: IDBTransaction, entries: OutboxEntry[]): void {
   if (!entries.length) return;
   const sorted = [...entries].sort(byUuid);
-  tx.objectStore(OUTBOX).put(batchOf(sorted), sorted[0]!.uuid);
+  tx.objectStore(OUTBOX).put(batchOf(sorted), `${sorted[0]!.uuid} ${sorted.at(-1)!.uuid} ${sorted.length}`);
 }
 
 function entriesOf(value: unknown): OutboxEntry[] {
@@ -306,12 +328,7 @@ function entriesOf(value: unknown): OutboxEntry[] {
   return all.filter((e): e is OutboxEntry => isRecord(e) && typeof e.uuid === 'string');
 }
 
-/** A record the cursor is on, with only `kept` left of it. */
-function rewrite(c: IDBCursorWithValue, kept: OutboxEntry[]): void {
-  if (kept.length === entriesOf(c.value).length) return;
-  if (kept.length) c.update(batchOf(kept));
-  else c.delete();
-}
+
 
 /** A fresh id, for first starts and for clear(). */
 export function newAnalyticsId(): string {

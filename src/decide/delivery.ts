@@ -146,7 +146,10 @@ export function onListed(st: State, fx: Fx, r: StorageResult): void {
   const entries = r.entries ?? [];
   const listed = new Set(entries.map((e) => e.uuid));
   const unwritten = new Set(st.staged.map((e) => e.uuid));
-  if (!r.more) for (const uuid of [...st.known.keys()]) if (!listed.has(uuid) && !unwritten.has(uuid)) st.known.delete(uuid), st.attempts.delete(uuid); // ended elsewhere
+  // Known to wait: what this list marked (no other tab evicts it now), and this tab's unwritten. The
+  // rest ended elsewhere, or waits beyond this list unprotected (another tab may evict it): the
+  // next list says which. A closing page sends only what it knows.
+  for (const uuid of [...st.known.keys()]) if (!listed.has(uuid) && !unwritten.has(uuid)) st.known.delete(uuid), st.attempts.delete(uuid);
   const fresh = entries.filter((e) => !st.removals.has(e.uuid) && !st.flight?.uuids.includes(e.uuid));
   for (const e of fresh) st.known.set(e.uuid, e);
   const ready = judge(st, fx, entries); // drops what never may leave, whoever lists

@@ -114,10 +114,11 @@ function onPage(st: State, fx: Fx, page: 'shown' | 'hidden' | 'closing' | 'resto
   st.page = page === 'hidden' && st.page === 'closing' ? 'closing' : page;
   if (page !== 'closing' || st.closed) return;
   // Leaving: send what this tab holds in a keepalive request; settle() writes what is staged at once
-  // (no later task may run), and what a write still under way took and has not ended since (an
-  // opt-out meanwhile): that write would not finish (put twice is read once).
+  // (no later task may run). A write still under way may not finish: it is written again, now, as
+  // it was (its record is replaced if it did), but for what has ended since (an opt-out meanwhile).
   closingSend(st, fx, [...st.known.values()]);
-  if (st.io?.op.op === 'add') st.staged.unshift(...st.io.op.entries.filter((e) => st.known.has(e.uuid)));
+  const underWay = st.io?.op.op === 'add' ? st.io.op.entries.filter((e) => st.known.has(e.uuid)) : [];
+  if (underWay.length) issue(st, fx, { op: 'add', entries: underWay, closing: true }, true);
 }
 
 /** After every fact: consent first, then what to do next, then when to be woken. */
@@ -191,7 +192,7 @@ function nextOp(st: State, fx: Fx): StorageOp | undefined {
     const uuids = chunk(st, st.removals);
     return { op: 'remove', uuids, unmark: !st.flight && uuids.length === st.removals.size }; // a mark in flight stays
   }
-  if (st.mode === 'memory' && st.now >= st.storageRetryAt && gate(st).enabled) return { op: 'add', entries: [...st.known.values()], again: true }; // back to IndexedDB once a write succeeds
+  if (st.mode === 'memory' && st.now >= st.storageRetryAt && gate(st).enabled) return { op: 'add', entries: [...st.known.values()] }; // back to IndexedDB once a write succeeds (what is stored already is skipped)
   if (st.sweep && st.mode === 'indexeddb') {
     st.sweep = false;
     return { op: 'list', limit: st.s.batch };

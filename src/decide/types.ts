@@ -52,11 +52,10 @@ export type StorageOp =
   | { op: 'read' }
   /** Apply `change` to the config; with `empty`, empty the outbox in the same transaction. */
   | { op: 'change'; change: ConfigChange; empty: boolean }
-  /** Add entries under the stored id (refused if the stored choice is off or the id differs); evict past the bounds, never what is in flight. */
+  /** Add entries under the stored id (refused if the stored choice is off or the id differs; skipped if stored already); evict past the bounds, never what is in flight. */
   | {
       op: 'add';
       entries: OutboxEntry[];
-      /** from memory mode: some may be stored already */ again?: boolean;
       /**
        * The page is closing: no later task runs, so nothing is read first — the entries are put at
        * once (whoever lists them judges them, id, cut and choice included) and the size recounted.

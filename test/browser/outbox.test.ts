@@ -2,7 +2,7 @@
 // crash, a closed tab, an offline device, a blocked transport, a failing endpoint — delivers each
 // once, from one tab at a time, in one request per flush window; and an opt-out empties it.
 import { promisifyRequest } from 'idb-keyval';
-import { describe, expect, test } from 'vitest';
+import { afterEach, describe, expect, test } from 'vitest';
 import { OUTBOX_LIMITS } from '../../src/decide/config';
 import { BATCH, WRITE_CHUNK } from '../../src/core';
 import { INIT, db, failNext, failOutboxWrites, openApp, outboxEntries, pages, received, sinkUrl, sleep, start, waitFor } from './helpers';
@@ -419,4 +419,63 @@ describe('posthog-js internals fail closed', () => {
     expect((await a.config()).delivery.transport).toBe('ready');
     await waitFor(() => received(key), (x) => x.events.length === 1);
   });
+});
+
+// A review attacked the record-per-write outbox (real pages, synthetic page events where a real
+// back/forward cache cannot be had here); each of these failed before its fix.
+describe('found by attacking the outbox\'s records', () => {
+  const opened: string[] = [];
+  afterEach(async () => {
+    for (const p of opened.splice(0)) await pages.closePage(p).catch(() => undefined);
+  });
+  type Audit = { outcome: string; uuid?: string; reason?: string }[];
+
+  test('pagehide (persisted) with a write queued, then pageshow: the queued write does not replace the closing write\'s record; all 120 stored, sent and audited once', async () => {
+    const key = newKey('bfcache');
+    const page = await openApp(key, '&flush=60000');
+    opened.push(page);
+    await pages.pageEval(page, `(async () => {
+      await analytics.ready;
+      for (let i = 0; i < 120; i++) analytics.record('settings-opened');
+      await null; // the intake's wake-up: a slice judged, a write issued (it starts in a task of its own)
+      await null;
+      dispatchEvent(new PageTransitionEvent('pagehide', { persisted: true })); // into the back/forward cache
+      dispatchEvent(new PageTransitionEvent('pageshow', { persisted: true })); // …and back
+    })()`);
+    await sleep(1500);
+    expect((await outboxEntries()).filter((e) => e.projectKey === key), 'entries stored after the restore').toHaveLength(120);
+    await pages.pageEval(page, 'analytics.flush()');
+    const r = await waitFor(() => received(key), (x) => x.events.length >= 120, 10_000);
+    await sleep(500);
+    const audit = (await pages.pageEval(page, 'analytics.audit()')) as Audit;
+    expect(r.events).toHaveLength(120);
+    expect(r.duplicates).toHaveLength(0);
+    expect(audit.filter((e) => e.outcome === 'sent')).toHaveLength(120);
+    expect(audit).toHaveLength(120);
+  }, 30_000);
+
+  test('events another tab evicted (audited "outbox full") never leave in the delivering tab\'s closing request', async () => {
+    const key = newKey('stale');
+    const a = await openApp(key, '&flush=50&toggle=0'); // the delivering tab
+    opened.push(a);
+    await pages.pageEval(a, 'analytics.ready');
+    await failNext(key, 'count=2&status=503');
+    await pages.pageEval(a, `(async () => { for (let i = 0; i < 900; i++) { analytics.record('settings-opened'); if (i % 100 === 99) await new Promise((r) => setTimeout(r, 0)); } })()`);
+    await waitFor(() => received(key), (x) => x.requests.length >= 1, 10_000); // the first attempt: 503
+    await waitFor(() => pages.pageEval(a, 'analytics.config().then((c) => c.delivery.transport)'), (t) => t === 'ready');
+    const b = await openApp(key, '&flush=60000&toggle=0'); // another tab: 300 more, past the bound
+    opened.push(b);
+    await pages.pageEval(b, `(async () => { await analytics.ready; for (let i = 0; i < 300; i++) { analytics.record('help-button-clicked'); if (i % 100 === 99) await new Promise((r) => setTimeout(r, 0)); } })()`);
+    const evicted = await waitFor(() => pages.pageEval(b, 'analytics.audit()') as Promise<Audit>, (x) => x.length >= 200, 10_000);
+    const dropped = new Set(evicted.filter((e) => e.outcome === 'dropped').map((e) => e.uuid!));
+    expect(dropped.size, 'the other tab evicted the 200 oldest').toBe(200);
+    await pages.pageEval(a, `dispatchEvent(new Event('online'))`); // the delivering tab lists again (100 of them) and fails once more
+    await waitFor(() => received(key), (x) => x.requests.length >= 2, 10_000);
+    await sleep(100);
+    await pages.closePage(a); // leaving: its keepalive request carries what it knows waits
+    opened.splice(opened.indexOf(a), 1);
+    await sleep(1500);
+    const leaked = (await received(key)).events.filter((e) => dropped.has(String(e.raw.uuid)));
+    expect(leaked, 'audited dropped by the other tab, yet received').toHaveLength(0);
+  }, 60_000);
 });
