@@ -3,7 +3,8 @@
 // record() and recordNative() are called on the viewer's hot paths (and from its WASM), so
 // they only queue: the name, a shallow copy of the properties (a copy, so that what the host
 // changes afterwards is not what we check), the time. Judging (2-validate.ts), consent (3) and
-// storage (4) run on the queue at the next microtask, in one batch, off the host's call.
+// storage (4) run on the queue later, off the host's call: it is handed over at the next
+// microtask (each tick's calls together), and judged in tasks of the module's own (core.ts).
 // The queue is bounded: past INTAKE_LIMIT calls before it is judged (one tick; or, at page
 // startup, until the stages' chunk is there) the newest are only counted (the audit gets one
 // entry saying how many), so a runaway loop cannot grow memory.

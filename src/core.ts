@@ -112,22 +112,28 @@ export function startCore(opts: ResolvedOptions, notify: (state: ConsentState) =
   const judge = createJudge(catalog, opts, audit);
   const now = () => gate({ ...st, signals: readSignals() }); // a meta tag added since the last change counts too
 
+  // What was recorded is judged a slice (≤ SLICE_MS) per task of our own, never in the host's
+  // task: the host's frame keeps only its record() calls. Asked for now (audit(), shutdown(), a
+  // page hidden or closing: no later task may run), all of it at once.
   let slicing = false;
   const judged: (() => void)[] = []; // flush() calls waiting for a burst to be judged
+  const judgeUntil = (deadline: number) => {
+    const { valid, more } = judge.run(deadline);
+    if (valid.length) shell.feed({ type: 'record', events: valid, uuids: valid.map(() => uuid7(Date.now())) });
+    if (!more) judged.splice(0).forEach((resolve) => resolve());
+    return more;
+  };
+  const slice = () => {
+    if (slicing) return;
+    slicing = true;
+    nextTask(() => ((slicing = false), judgeUntil(clock() + SLICE_MS) && slice()));
+  };
   const core: Core = {
     ready: shell.ready,
     take(sliced) {
-      // A burst is judged a slice per task (sliced: the intake's own wake-up); asked for now
-      // (audit(), flush(), shutdown()), all of it at once. What is recorded while a slice is
-      // due waits for it: the host's task gets one slice at most.
       judge.drain(intake);
-      if (sliced && slicing) return;
-      const { valid, more } = judge.run(sliced ? clock() + SLICE_MS : Infinity);
-      if (valid.length) shell.feed({ type: 'record', events: valid, uuids: valid.map(() => uuid7(Date.now())) });
-      if (!more) return void judged.splice(0).forEach((resolve) => resolve());
-      if (slicing) return;
-      slicing = true;
-      nextTask(() => ((slicing = false), core.take(true)));
+      if (sliced && st.page === 'shown') slice();
+      else judgeUntil(Infinity);
     },
     refuse(reason) {
       intake.drain((kind, a) => void audit.add({ name: kind === 0 && typeof a === 'string' ? a.slice(0, 100) : '(native event)', outcome: 'dropped', reason }));
@@ -144,6 +150,7 @@ export function startCore(opts: ResolvedOptions, notify: (state: ConsentState) =
     audit: () => audit.entries(),
     clear: () => (forgetLegacy(), shell.ask((ask) => ({ type: 'clear', analyticsId: newAnalyticsId(), ask }))),
     async setMetadata(props) {
+      core.take(); // what was recorded before it first: the audit keeps the order of the calls
       let clean: Metadata;
       let told = 0; // what was not kept is audited, a few lines per call at most
       const refused = (what: string) => void (told++ < 8 && audit.add({ name: '(metadata)', outcome: 'dropped', reason: `setMetadata: ${what}` }));
