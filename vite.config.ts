@@ -43,6 +43,7 @@ export default defineConfig({
   test: {
     // The sequencer is global in Vitest (not per project).
     sequence: { sequencer: ScanLastSequencer },
+    reporters: ['default', './test/exit-reporter.ts'],
     projects: [
       {
         extends: true,
