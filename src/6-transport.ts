@@ -172,8 +172,8 @@ async function connect(opts: TransportOptions, starting: Promise<PostHogPrivate>
 
   return {
     async send(batch, signal) {
-      const envelope = () => JSON.stringify({ api_key: opts.projectKey, batch, sent_at: new Date().toISOString() });
-      const body = await Promise.resolve().then(() => gzipped(envelope())).catch(() => undefined); // else posthog-js gzips it
+      const envelope = { api_key: opts.projectKey, batch, sent_at: new Date().toISOString() };
+      const body = await Promise.resolve().then(() => gzipped(JSON.stringify(envelope))).catch(() => undefined); // else posthog-js gzips it
       return new Promise<Answer>((resolve) => {
         // If posthog-js ever stops calling back, the outbox must not wait forever: no answer, retry later.
         const watchdog = setTimeout(() => resolve({ status: 0, quotaLimited: false, error: 'posthog-js gave no answer' }), REQUEST_TIMEOUT_MS + 5000);

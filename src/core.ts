@@ -4,6 +4,7 @@
 // BroadcastChannel, Web Locks, posthog-js, timers and page events. They report facts to step()
 // and carry out the effects it returns; no decision about consent or delivery is made here.
 // Nothing here throws into the host, and nothing blocks it.
+import { bytesToHex } from '@noble/hashes/utils.js';
 import { nanoid } from 'nanoid';
 import { INTAKE_LIMIT, Unreadable, type Intake } from './1-record.js';
 import { validate, type Recorded, type Valid } from './2-validate.js';
@@ -57,7 +58,7 @@ export interface ConfigSnapshot {
 /** What the facade (analytics.ts) asks of the loaded stages. */
 export interface Core {
   readonly ready: Promise<void>;
-  /** Takes what the intake holds (validate, then the core): all of it, or `sliced`, a few ms per task. */
+  /** Takes what the intake holds (validate, then the core): all of it now, or `sliced`, a slice per task of our own (at once when the page is hidden or closing). */
   take(sliced?: boolean): void;
   /** Drops everything the intake holds, unjudged, with `reason` (recorded while a policy forbade it). */
   refuse(reason: Reason): void;
@@ -404,7 +405,6 @@ function pageEvents(feed: (input: Input) => void, beforeLeave: () => void) {
  */
 let lastMs = 0;
 let seq = 0;
-const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
 /** Random bytes drawn 4 KB at a time: one getRandomValues call per 512 events, not per event. */
 const pool = new Uint8Array(4096);
 let used = pool.length;
@@ -417,7 +417,8 @@ function uuid7(now: number): string {
   lastMs = ms;
   if (used + 8 > pool.length) crypto.getRandomValues(pool), (used = 0);
   const r = pool.subarray(used, (used += 8));
+  r[0] = (r[0]! & 0x3f) | 0x80; // the RFC 9562 variant
+  const h = bytesToHex(r);
   const t = ms.toString(16).padStart(12, '0').slice(-12);
-  const tail = HEX[r[2]!]! + HEX[r[3]!]! + HEX[r[4]!]! + HEX[r[5]!]! + HEX[r[6]!]! + HEX[r[7]!]!;
-  return `${t.slice(0, 8)}-${t.slice(8, 12)}-7${seq.toString(16).padStart(3, '0')}-${HEX[(r[0]! & 0x3f) | 0x80]}${HEX[r[1]!]}-${tail}`;
+  return `${t.slice(0, 8)}-${t.slice(8, 12)}-7${seq.toString(16).padStart(3, '0')}-${h.slice(0, 4)}-${h.slice(4, 16)}`;
 }

@@ -177,7 +177,7 @@ async function add(tx: IDBTransaction, where: Where, config: StoredConfig, creat
   const fresh = entries.filter((e) => !skip.has(e.uuid));
   putBatch(tx, fresh);
   for (const e of fresh) (size.count++, (size.bytes += e.bytes));
-  const dropped = size.count > OUTBOX_LIMITS.count || size.bytes > OUTBOX_LIMITS.bytes ? await evict(tx, size, await marked(tx, where.wall())) : [];
+  const dropped = over(size) ? await evict(tx, size, await marked(tx, where.wall())) : [];
   tx.objectStore(CONFIG).put(size, SIZE_KEY);
   return { ok: true, config, created, dropped, ...(refused.length ? { refused } : {}) };
 }
@@ -185,24 +185,33 @@ async function add(tx: IDBTransaction, where: Where, config: StoredConfig, creat
 /** Oldest first (records are keyed by their oldest time-ordered UUID), skipping what a tab has in flight. */
 async function evict(tx: IDBTransaction, size: OutboxSize, flying: Set<string>): Promise<OutboxEntry[]> {
   const evicted = new Map<string, OutboxEntry>();
-  const over = () => size.count > OUTBOX_LIMITS.count || size.bytes > OUTBOX_LIMITS.bytes;
-  await new Promise<void>((resolve, reject) => {
+  await walk(tx, (value) => {
+    for (const e of entriesOf(value)) {
+      if (!over(size) || flying.has(e.uuid) || evicted.has(e.uuid)) continue;
+      evicted.set(e.uuid, e);
+      size.count--;
+      size.bytes -= e.bytes;
+    }
+    return over(size);
+  });
+  await dropFromRecords(tx, new Set(evicted.keys()));
+  return [...evicted.values()];
+}
+
+const over = (size: OutboxSize) => size.count > OUTBOX_LIMITS.count || size.bytes > OUTBOX_LIMITS.bytes;
+
+/** Visits the outbox's records oldest first, one request each, while `visit` asks for more; true if it stopped before the end. */
+function walk(tx: IDBTransaction, visit: (value: unknown) => boolean): Promise<boolean> {
+  return new Promise((resolve, reject) => {
     const cursor = tx.objectStore(OUTBOX).openCursor();
     cursor.onerror = () => reject(cursor.error);
     cursor.onsuccess = () => {
       const c = cursor.result;
-      if (!c || !over()) return resolve();
-      for (const e of entriesOf(c.value)) {
-        if (!over() || flying.has(e.uuid) || evicted.has(e.uuid)) continue;
-        evicted.set(e.uuid, e);
-        size.count--;
-        size.bytes -= e.bytes;
-      }
-      c.continue();
+      if (!c) resolve(false);
+      else if (!visit(c.value)) resolve(true);
+      else c.continue();
     };
   });
-  await dropFromRecords(tx, new Set(evicted.keys()));
-  return [...evicted.values()];
 }
 
 /**
@@ -212,16 +221,10 @@ async function evict(tx: IDBTransaction, size: OutboxSize, flying: Set<string>):
  */
 async function list(tx: IDBTransaction, where: Where, config: StoredConfig, created: boolean, limit: number): Promise<StorageResult> {
   const found = new Map<string, OutboxEntry>();
-  const more = await new Promise<boolean>((resolve, reject) => {
-    const cursor = tx.objectStore(OUTBOX).openCursor();
-    cursor.onerror = () => reject(cursor.error);
-    cursor.onsuccess = () => {
-      const c = cursor.result;
-      if (!c) return resolve(false);
-      if (found.size >= limit) return resolve(true);
-      for (const e of entriesOf(c.value)) if (e.projectKey === where.projectKey && e.apiHost === where.apiHost) found.set(e.uuid, e);
-      c.continue();
-    };
+  const more = await walk(tx, (value) => {
+    if (found.size >= limit) return false; // a record not read: more wait
+    for (const e of entriesOf(value)) if (e.projectKey === where.projectKey && e.apiHost === where.apiHost) found.set(e.uuid, e);
+    return true;
   });
   const sorted = [...found.values()].sort(byUuid);
   const entries = sorted.slice(0, limit);
