@@ -319,9 +319,12 @@ function effectHandlers({ opts, db, where, audit, notify, feed, io, tabs, stop }
   return {
     storage(e) {
       const run = () => void runStorageOp(db, where, e.op).then((result) => feed({ type: 'stored', id: e.id, op: e.op, seq: e.seq, result }));
-      // In a task of its own (a put clones its values there), unless the page is closing: then now or never.
-      if (e.op.op === 'add' && e.op.closing) run();
-      else nextTask(run);
+      // What moves many entries (a put or a read clones every value on the main thread) starts in a
+      // task of its own; a read or change of the config (the user's choice) at once, as does a
+      // closing page's write (now or never).
+      const bulky = e.op.op === 'list' || e.op.op === 'remove' || (e.op.op === 'add' && !e.op.closing);
+      if (bulky) nextTask(run);
+      else run();
     },
     send(e) {
       const controller = new AbortController();
