@@ -179,6 +179,7 @@ export function send(st: State, fx: Fx, batch: OutboxEntry[]): void {
 /** The endpoint answered (or did not). Only a 2xx that was not a redirect is delivery. */
 export function onAnswer(st: State, fx: Fx, f: Fact & { type: 'answer' }): void {
   const flight = st.flight;
+  if (f.id === st.stopping) st.stopping = undefined; // an aborted request has ended: now its mark may go
   if (!flight || flight.id !== f.id) return; // aborted: already accounted for
   st.flight = undefined;
   const ok = f.status >= 200 && f.status < 300 && !f.redirected;

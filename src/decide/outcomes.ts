@@ -20,6 +20,7 @@ export function abortFlight(st: State, fx: Fx, reason?: string): void {
   if (!f) return;
   st.flight = undefined;
   st.unmark = true;
+  st.stopping = f.id;
   fx.push({ type: 'abort', id: f.id });
   if (reason === undefined) return;
   for (const e of f.entries) {

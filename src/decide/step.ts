@@ -164,6 +164,9 @@ function issue(st: State, fx: Fx, op: StorageOp, urgent = false): void {
   fx.push({ type: 'storage', id, op, seq });
 }
 
+/** A request of this tab's may still reach the endpoint: one in flight, or one aborted and not yet answered. */
+const airborne = (st: State) => st.flight !== undefined || st.stopping !== undefined;
+
 /** The first writeChunk of `set`: one transaction's worth. */
 const chunk = (st: State, set: Set<string>) => [...set].slice(0, st.s.writeChunk);
 
@@ -181,7 +184,7 @@ function nextOp(st: State, fx: Fx): StorageOp | undefined {
     return change ? { op: 'change', ...change } : { op: 'read' };
   }
   if (change) return { op: 'change', ...change };
-  if (st.unmark && !st.flight && st.now >= st.storageRetryAt) {
+  if (st.unmark && !airborne(st) && st.now >= st.storageRetryAt) {
     const uuids = chunk(st, st.removals);
     st.unmark = uuids.length < st.removals.size; // the last chunk also ends this tab's in-flight mark
     return { op: 'remove', uuids, unmark: !st.unmark };
@@ -190,7 +193,7 @@ function nextOp(st: State, fx: Fx): StorageOp | undefined {
   if (st.staged.length && st.mode === 'indexeddb') return { op: 'add', entries: st.staged.splice(0, st.s.writeChunk) };
   if (st.removals.size && st.now >= st.storageRetryAt) {
     const uuids = chunk(st, st.removals);
-    return { op: 'remove', uuids, unmark: !st.flight && uuids.length === st.removals.size }; // a mark in flight stays
+    return { op: 'remove', uuids, unmark: !airborne(st) && uuids.length === st.removals.size }; // a mark in flight stays
   }
   if (st.mode === 'memory' && st.now >= st.storageRetryAt && gate(st).enabled) return { op: 'add', entries: [...st.known.values()] }; // back to IndexedDB once a write succeeds (what is stored already is skipped)
   if (st.sweep && st.mode === 'indexeddb') {

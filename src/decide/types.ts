@@ -208,6 +208,11 @@ export interface State {
   shutdownBy?: Mono;
   /** This tab's request was aborted: its in-flight mark is to be removed, so that other tabs know it ended. */
   unmark: boolean;
+  /**
+   * An aborted request not answered yet (the shell answers every request, an aborted one with no
+   * status): its body may still be reaching the endpoint, so its in-flight mark stays until then.
+   */
+  stopping?: number;
   /** An opt-out or clear is stored, but another tab's request is still in flight: the host is answered once it has ended. */
   settling?: { asks: number[]; until: Mono; checkAt: Mono };
   /** The user's wish turned off: what waits in storage is to be dropped, each with the reason (one list). */

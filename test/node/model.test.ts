@@ -35,7 +35,7 @@ type Action =
   | { a: 'upgrade' }
   | { a: 'gpc'; on: boolean };
 
-interface Req { batch: string[]; arrived: boolean }
+interface Req { batch: string[]; arrived: boolean; aborted?: boolean }
 interface Tab {
   n: number;
   sid: string;
@@ -124,7 +124,7 @@ function effect(w: World, tab: Tab, e: Effect): void {
     case 'storage': return void tab.ops.push({ id: e.id, op: e.op, seq: e.seq });
     case 'send': return send(w, tab, e.id, e.batch.map((x) => x.uuid));
     case 'send-on-close': return void e.batch.forEach((x) => w.received.add(x.uuid)); // keepalive: nobody reads its answer
-    case 'abort': return void tab.reqs.delete(e.id);
+    case 'abort': return void (tab.reqs.get(e.id) && (tab.reqs.get(e.id)!.aborted = true)); // it may still arrive; answered with no status
     case 'announce': return broadcast(w, tab, { type: 'heard', change: e.change, choice: e.choice });
     case 'wrote': return broadcast(w, tab, { type: 'wrote', flush: e.flush });
     case 'wake': return void (tab.wakeAt = e.at);
@@ -293,6 +293,7 @@ function answer(w: World, tab: Tab, status: number): void {
   if (id === undefined || !req) return;
   if (status === -1) return; // hangs: the shell's own timeout answers later (status 0)
   tab.reqs.delete(id);
+  if (req.aborted) status = 0; // fetch rejects an aborted request, whatever reached the endpoint
   const quota = status === 1; // 200 with {"quota_limited": ["events"]}
   if (quota) status = 200;
   const ok = status >= 200 && status < 300;
