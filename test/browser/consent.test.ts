@@ -62,7 +62,7 @@ describe('opt-out is immediate', () => {
   });
 
   test('pending events are discarded when setEnabled(false) resolves; nothing more is handed over', async () => {
-    const { a, key } = start({ flushIntervalMs: 300 });
+    const { a, key } = start({ flushIntervalMs: 5000 }); // no pass of its own before the opt-out, however slow the machine
     await a.ready;
     a.record('settings-opened');
     await sleep(50);

@@ -148,13 +148,34 @@ describe('third review', () => {
   });
 
   test('another tab\'s change makes this tab re-read storage, but it keeps delivering (no hand-over, no double send)', async () => {
-    const { a } = start();
+    const { a, key } = start();
     await a.ready;
     await a.flush();
     expect((await a.config()).delivery.delivering).toBe(true);
-    post({ change: 'metadata', choice: 'unset' });
-    await sleep(5);
-    expect((await a.config()).delivery.delivering).toBe(true);
+    const held = async () => (await navigator.locks.query()).held?.filter((l) => l.name.endsWith(key)).length ?? 0;
+    expect(await held()).toBe(1);
+    // A hand-over would show as the lock asked for again.
+    const request = navigator.locks.request;
+    let asked = 0;
+    navigator.locks.request = function (this: LockManager, ...args: never[]) {
+      asked++;
+      return (request as (...a: never[]) => Promise<unknown>).apply(this, args);
+    } as typeof request;
+    try {
+      post({ change: 'metadata', choice: 'unset' });
+      // Until the re-read is done the gate says "loading"; once done, this tab still leads.
+      const after = await waitFor(() => a.config(), (c) => c.reason !== 'loading');
+      expect(after.delivery.delivering).toBe(true);
+    } finally {
+      navigator.locks.request = request;
+    }
+    expect(asked).toBe(0);
+    expect(await held()).toBe(1);
+    a.record('settings-opened');
+    await a.flush();
+    await arrived(key, 1);
+    await sleep(300);
+    expect((await received(key)).events).toHaveLength(1);
   });
 
   test('in memory (IndexedDB failed), the outbox keeps its bounds: the oldest go, with a reason', async () => {
