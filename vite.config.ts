@@ -44,6 +44,8 @@ export default defineConfig({
     // The sequencer is global in Vitest (not per project).
     sequence: { sequencer: ScanLastSequencer },
     reporters: ['default', './test/exit-reporter.ts'],
+    // expect.poll / expect.element wait 1 s by default: too short on a busy 2-core machine.
+    expect: { poll: { timeout: 10_000 } },
     projects: [
       {
         extends: true,

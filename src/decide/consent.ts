@@ -2,7 +2,7 @@
 // tabs and from its own host; and the gate (3-consent-gate.ts) asked over those facts.
 // Rules: a stored result is the truth, except that it never turns on what a later message turned
 // off; an opt-out applies in memory at once and is written until it is stored; a message can
-// only turn a tab off, or make it read storage again.
+// only turn a tab off, or make it read storage again (nothing is sent until it has).
 import { decide, userSaidNo, type ConsentState } from '../3-consent-gate.js';
 import { applyChange, type StoredConfig } from './config.js';
 import { abortFlight, discardAll, drop, dropUnwritten } from './outcomes.js';
@@ -29,9 +29,15 @@ function storedFact(st: State) {
   const choice = st.wish?.choice ?? st.config.choice;
   if (st.unreadable) return 'unreadable';
   if (choice === 'disabled') return 'disabled'; // an opt-out known in any way applies, read or not
-  if (!st.loaded || st.stale) return 'loading';
+  if (!st.loaded || st.stale === 'unknown') return 'loading';
   return choice;
 }
+
+/**
+ * Nothing leaves while storage is read again. After another tab's message the host keeps seeing
+ * the answer it had (what the message turns off is off already), so a toggle does not flicker.
+ */
+export const mayLeave = (st: State) => gate(st).enabled && !st.stale;
 
 /** The change this tab still has to store, if any (an opt-out first). */
 export function pendingChange(st: State): { change: ConfigChange; empty: boolean } | undefined {
@@ -70,7 +76,7 @@ export function onSetMetadata(st: State, _fx: Fx, f: Fact & { type: 'set-metadat
 export function onHeard(st: State, fx: Fx, f: Fact & { type: 'heard' }): void {
   if (st.closed) return;
   st.heardSeq = st.seq;
-  st.stale = true;
+  st.stale = f.change === 'clear' ? 'unknown' : st.stale || 'heard'; // a new id: what is recorded now waits for it
   if (f.choice === 'disabled') {
     st.heardOff = true; // until a choice stored after it says otherwise (a newer opt-in), even if that opt-out was never stored
     if (st.wish?.choice === 'enabled') for (const ask of st.wish.asks.splice(0)) fx.push({ type: 'done', ask });
@@ -96,7 +102,7 @@ export function adopt(st: State, fx: Fx, op: StorageOp, seq: number, r: StorageR
   const was = st.config;
   let config = r.config;
   if (op.op === 'change' && op.change.choice) st.heardOff = false; // our own choice, stored after what we heard
-  if ((seq < st.heardSeq || st.heardOff) && config.choice !== 'disabled' && was.choice === 'disabled') config = { ...config, choice: 'disabled' }; // older than what we heard
+  if ((seq <= st.heardSeq || st.heardOff) && config.choice !== 'disabled' && was.choice === 'disabled') config = { ...config, choice: 'disabled' }; // older than what we heard
   if (st.loaded && r.created) erased(st, fx, was, config);
   else if (st.loaded && config.analyticsId !== was.analyticsId && !st.clearing) heardOff(st, fx, 'cleared');
   st.config = st.clearing ? applyChange(config, { analyticsId: st.clearing.analyticsId }) : config;
@@ -104,7 +110,7 @@ export function adopt(st: State, fx: Fx, op: StorageOp, seq: number, r: StorageR
   st.loaded = true;
   st.unreadable = false;
   st.storageFailures = 0;
-  if (seq >= st.heardSeq) st.stale = false;
+  if (seq > st.heardSeq) st.stale = false; // read after the message: an op already issued may have read before the other tab wrote
   if (op.op === 'change') changed(st, fx, op, r.othersFlying === true);
 }
 

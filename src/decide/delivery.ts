@@ -5,7 +5,7 @@ import { userSaidNo } from '../3-consent-gate.js';
 import type { Valid } from '../2-validate.js';
 import { allowListed, wireName, type WireEvent } from '../5-allow-list.js';
 import { expired, OUTBOX_LIMITS, OUTBOX_TTL_MS, type OutboxEntry } from './config.js';
-import { cutNow, gate } from './consent.js';
+import { cutNow, gate, mayLeave } from './consent.js';
 import { drop } from './outcomes.js';
 import type { Effect, Fact, State, StorageResult } from './types.js';
 
@@ -31,7 +31,7 @@ export function backoff(failures: number, random: number): number {
 export const inGrace = (st: State) => st.s.firstRunGrace && st.config.firstSessionId === st.s.sessionId;
 
 /** This tab may send now: consent on, it delivers (leads, or holds the only copy in memory), and it is not leaving. */
-export const delivers = (st: State) => !st.closed && st.page !== 'closing' && (st.mode === 'memory' || st.leading) && gate(st).enabled && !inGrace(st);
+export const delivers = (st: State) => !st.closed && st.page !== 'closing' && (st.mode === 'memory' || st.leading) && mayLeave(st) && !inGrace(st);
 
 export function onRecord(st: State, fx: Fx, f: Fact & { type: 'record' }): void {
   const fresh: OutboxEntry[] = [];
@@ -111,7 +111,7 @@ function trimMemory(st: State, fx: Fx): void {
 
 /** The page is closing: what this tab holds leaves in one keepalive request, if the gate says yes now. */
 export function closingSend(st: State, fx: Fx, entries: OutboxEntry[]): void {
-  if (st.transport !== 'ready' || !gate(st).enabled || inGrace(st) || st.closed) return;
+  if (st.transport !== 'ready' || !mayLeave(st) || inGrace(st) || st.closed) return;
   let room = CLOSE_BYTES;
   const wire = judge(st, fx, entries)
     .map((e) => allowListed(e, st.config.metadata))
@@ -158,6 +158,7 @@ export function onListed(st: State, fx: Fx, r: StorageResult): void {
   if (r.more && fresh.length) userSaidNo(gate(st)) ? (st.sweep = true) : (st.passWanted = true);
   else if (r.more) st.flushAt ??= st.now + st.s.intervalMs;
   st.unmark = true; // the list marked what it may send; unless a request goes now, that mark ends
+  if (st.stale && st.leading) st.passWanted = true; // heard of a change while listing: the pass again once storage is read again
   if (!delivers(st)) return void (st.known.clear(), st.attempts.clear()); // the delivering tab keeps track of them
   if (st.flight) return;
   // Once posthog-js is loaded (settle starts it, or its reload is due): then the pass again.

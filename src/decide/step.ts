@@ -62,7 +62,7 @@ function handle(st: State, fx: Fx, f: Fact): void {
       return void ((st.leading = f.leading && st.wantLead), (st.leadKnown = true), st.leading && (st.flushAt ??= st.now + st.s.intervalMs)); // what earlier pages left goes in the next window
     case 'transport': return onTransport(st, fx, f);
     case 'page': return onPage(st, fx, f.page);
-    case 'storage-lost': return void ((st.stale = true), (st.heardSeq = st.seq));
+    case 'storage-lost': return void ((st.stale = 'unknown'), (st.heardSeq = st.seq));
     case 'online': return void ((st.loadAgainAt = 0), (st.retryAt = 0), (st.passWanted = true));
   }
 }
@@ -108,7 +108,7 @@ function onTransport(st: State, fx: Fx, f: Fact & { type: 'transport' }): void {
 }
 
 function onPage(st: State, fx: Fx, page: 'shown' | 'hidden' | 'closing' | 'restored'): void {
-  if (page === 'restored') return void ((st.page = 'shown'), (st.stale = true), (st.heardSeq = st.seq)); // other tabs' messages were lost while frozen
+  if (page === 'restored') return void ((st.page = 'shown'), (st.stale = 'unknown'), (st.heardSeq = st.seq)); // other tabs' messages were lost while frozen
   if (page === 'hidden' && st.page === 'shown') st.passWanted = true; // the page still runs: deliver now
   if (page === 'shown' && st.page === 'closing') st.flushAt = st.now;
   st.page = page === 'hidden' && st.page === 'closing' ? 'closing' : page;
@@ -126,7 +126,7 @@ function settle(st: State, fx: Fx): void {
   if (st.closed) return;
   const state = notifyChange(st, fx);
   release(st, fx);
-  // Leads while the gate is on (and through a re-read of storage, which holds sending anyway).
+  // Leads while the gate is on, and through a re-read of storage (which holds sending).
   const on = state.enabled || (state.reason === 'loading' && st.loaded && st.wantLead);
   const want = on && st.mode === 'indexeddb' && !inGrace(st) && st.transport !== 'hung' && st.page !== 'closing'; // a leaving page hands over at once
   if (want !== st.wantLead) {
@@ -207,7 +207,7 @@ const due = (st: State) => st.passWanted || (st.flushAt !== undefined && st.now 
 
 /** A pass is due but this tab does not deliver: once its writes are done, the delivering tab is asked to send now. */
 function passElsewhere(st: State, fx: Fx): void {
-  if (!due(st) || delivers(st) || gate(st).reason === 'loading' || (st.staged.length && st.mode === 'indexeddb' && st.loaded && !st.unreadable)) return;
+  if (!due(st) || delivers(st) || gate(st).reason === 'loading' || st.stale || (st.staged.length && st.mode === 'indexeddb' && st.loaded && !st.unreadable)) return;
   if (st.io?.op.op === 'add') return; // it asks when the write is done (onAdded)
   if (st.wantLead && !st.leadKnown) return; // about to know whether this tab leads
   if (st.passWanted && st.mode === 'indexeddb' && !st.leading && gate(st).enabled) fx.push({ type: 'wrote', flush: true });

@@ -151,11 +151,15 @@ export interface State {
   loaded: boolean;
   /** Storage cannot be read or written: we no longer know what the user chose. */
   unreadable: boolean;
-  /** Heard that another tab changed the config: hold until it is read again. */
-  stale: boolean;
+  /**
+   * Storage must be read again before anything is sent. `heard`: another tab changed its choice
+   * or metadata (an opt-out applies at once). `unknown`: the id changed (a clear) or messages may
+   * have been lost (back from the bfcache, storage lost); the gate says 'loading' until the read.
+   */
+  stale: false | 'heard' | 'unknown';
   /** Another tab announced an opt-out: off until this tab stores or hears a newer opt-in. */
   heardOff: boolean;
-  /** Storage ops issued since the last message heard: their result may predate it. */
+  /** The last storage op issued when a message was heard (or storage lost): results up to it may predate it. */
   heardSeq: number;
   /** The user's choice not yet stored (retried until it is). */
   wish?: { choice: 'enabled' | 'disabled'; choiceTime: string; asks: number[]; at: number; /** an opt-out not yet stored came first: the outbox is emptied all the same */ empty?: boolean };

@@ -1,6 +1,6 @@
 // The spine, end to end: record → validate → gate → outbox → allow-list → posthog-js → sink.
 import { describe, expect, test } from 'vitest';
-import { arrived, received, sleep, start, waitFor } from './helpers';
+import { arrived, audited, received, sleep, start, waitFor } from './helpers';
 import { SAMPLES } from './samples';
 
 const FIXED = ['distinct_id', 'session_id', '$geoip_disable'];
@@ -30,7 +30,7 @@ describe('delivery', () => {
     a.record('settings-opened');
     a.record('$identify', { ...SAMPLES.$identify });
     const events = await arrived(key, 3);
-    const sent = a.audit().filter((x) => x.outcome === 'sent');
+    const sent = (await audited(() => a.audit(), 'sent', 3)).filter((x) => x.outcome === 'sent');
     expect(sent).toHaveLength(3);
     for (const entry of sent) {
       const match = events.find((e) => e.event === entry.name && e.raw.uuid === entry.uuid);
@@ -91,12 +91,13 @@ describe('delivery', () => {
   });
 
   test('events are batched by the outbox and handed over together at the flush', async () => {
-    const { a, key } = start({ flushIntervalMs: 400 });
+    const { a, key } = start({ flushIntervalMs: 60_000 });
     for (let i = 0; i < 5; i++) a.record('settings-opened');
     await sleep(200);
     expect((await received(key)).events).toHaveLength(0); // still waiting in the outbox
     await a.flush();
     const events = await arrived(key, 5);
+    expect((await received(key)).requests).toHaveLength(1); // together
     expect(events.map((e) => e.properties.event_id).sort()).toEqual([1, 2, 3, 4, 5]);
   });
 });
@@ -164,6 +165,7 @@ test('anything posthog-js sends on its own is dropped by the allow-list, with a 
   const { a, key } = start();
   a.record('settings-opened');
   await arrived(key, 1); // the transport is loaded now
+  await audited(() => a.audit(), 'sent', 1); // and its answer read
   const { posthog } = await import('posthog-js/dist/module.slim.no-external.js');
   const names = Object.keys(posthog).filter((k) => k.startsWith('rerun-analytics-'));
   expect(names).toHaveLength(1); // one posthog-js instance serves every analytics instance of the page

@@ -221,7 +221,7 @@ describe('an opt-out always lands: stored, in every tab, and nothing recorded be
     const rounds: { delay: number; t: number; sessionA: string }[] = [];
     const budget = performance.now() + 25_000;
     for (const delay of [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]) {
-      if (performance.now() > budget) break;
+      if (rounds.length >= 5 && performance.now() > budget) break; // at least 5 rounds, however slow the machine
       await resetStorage();
       const b = await app(key, '&flush=60000'); // first: B delivers
       await warmUp(b, key);
@@ -246,7 +246,7 @@ describe('an opt-out always lands: stored, in every tab, and nothing recorded be
     for (const { delay, t, sessionA } of rounds) late.push(...(await receivedAfter(key, t, (e) => e.properties.session_id === sessionA)).map((x) => `A waited ${delay} ms: ${x}`));
     expect(rounds.length, 'rounds run').toBeGreaterThanOrEqual(5);
     expect(late, 'A\'s events received after its setEnabled(false) resolved').toEqual([]);
-  }, 40_000);
+  }, 90_000);
 });
 
 // ---- storage ------------------------------------------------------------------------------------

@@ -48,6 +48,10 @@ export async function waitFor<T>(read: () => Promise<T> | T, ok: (v: T) => boole
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** The audit once it has `n` entries of this outcome: the endpoint's answer reaches the page after the endpoint has the events. */
+export const audited = <E extends { outcome: string }>(read: () => E[] | Promise<E[]>, outcome: string, n: number) =>
+  waitFor(read, (x) => x.filter((e) => e.outcome === outcome).length >= n);
+
 /** Events for `key` once `count` have arrived. */
 export const arrived = (key: string, count: number) => waitFor(() => received(key), (r) => r.events.length >= count).then((r) => r.events);
 
@@ -134,9 +138,11 @@ export async function exercise(page: string): Promise<{ state: [boolean, string]
     analytics.record('settings-opened');
     analytics.record('help-button-clicked');
     await analytics.flush();
+    const el = document.querySelector('rerun-analytics-toggle');
+    // The toggle's drawing is a chunk of its own: wait until it shows a state (10 s at most), then a little more.
+    for (let i = 0; i < 400 && (el.dataset.reason ?? 'loading') === 'loading'; i++) await new Promise((r) => setTimeout(r, 25));
     await new Promise((r) => setTimeout(r, 250));
     const c = await analytics.config();
-    const el = document.querySelector('rerun-analytics-toggle');
     const input = el.querySelector('input');
     return { state: [c.enabled, c.reason], toggle: { reason: el.dataset.reason, checked: input.checked, disabled: input.disabled, text: el.querySelector('small').textContent } };
   })()`)) as { state: [boolean, string]; toggle: { reason?: string; checked: boolean; disabled: boolean; text: string } };

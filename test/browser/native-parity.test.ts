@@ -3,7 +3,7 @@ import { describe, expect, test } from 'vitest';
 import { CATALOG, createAnalytics, hashed, rootDomain, type NativeProperty } from '../../src';
 import { FIXED_PROPERTIES } from '../../src/5-allow-list';
 import vectors from '../fixtures/hash-vectors.json';
-import { arrived, openApp, pages, received, sinkUrl, sleep, start } from './helpers';
+import { arrived, audited, openApp, pages, received, sinkUrl, sleep, start } from './helpers';
 import { SAMPLES, TEST_EVENTS } from './samples';
 
 const fixed = new Set<string>(FIXED_PROPERTIES);
@@ -146,7 +146,7 @@ describe('recordNative: the WASM bridge', () => {
     expect(by('$set').raw.timestamp).toBe('2025-04-02T23:20:12.000Z'); // +02:00 in, UTC out
     expect(by('$set').properties.$set).toEqual({ email: 'a@example.com', organization_id: 'org' });
     expect(by('open_recording').properties).toMatchObject({ application_id: hashed('my_app'), recording_id: hashed('not-yet-hashed'), app_id_starts_with_rerun_example: false });
-    expect(a.audit().filter((e) => e.outcome === 'sent')).toHaveLength(4);
+    expect((await audited(() => a.audit(), 'sent', 4)).filter((e) => e.outcome === 'sent')).toHaveLength(4);
   });
 
   test.each([

@@ -9,10 +9,10 @@ import { arrived, failNext, openApp, pages, received, sleep, start, storeConfig,
 const PAST_RETRY_MS = 6500;
 
 describe('a request in flight when the user says stop is never sent again', () => {
-  /** Starts an instance whose first request hangs for 1.5 s and then fails as `fault` says. */
-  async function inFlight(fault: string, count = 10) {
+  /** Starts an instance whose first request hangs for `delayMs` and then fails as `fault` says. */
+  async function inFlight(fault: string, count = 10, delayMs = 1500) {
     const { a, key } = start();
-    await failNext(key, `count=${count}&delayMs=1500&${fault}`);
+    await failNext(key, `count=${count}&delayMs=${delayMs}&${fault}`);
     a.record('settings-opened');
     const flushed = a.flush();
     await waitFor(() => received(key), (r) => r.requests.length === 1); // it reached the endpoint, which holds it
@@ -24,7 +24,7 @@ describe('a request in flight when the user says stop is never sent again', () =
     ['setEnabled(false)', (a: Analytics) => a.setEnabled(false), 'user-opted-out'],
     ['clear()', (a: Analytics) => a.clear(), 'cleared'],
   ])('%s while it is in flight: aborted, never retried, audited as dropped', async (_what, act, reason) => {
-    const runs = await Promise.all(FAULTS.map((f) => inFlight(f)));
+    const runs = await Promise.all(FAULTS.map((f) => inFlight(f, 10, 5000))); // both still held when the act lands, however slow the machine
     await act(runs[0]!.a); // consent and the id are the origin's: one call stops both
     await Promise.all(runs.map((r) => r.flushed));
     await sleep(PAST_RETRY_MS);
@@ -81,7 +81,7 @@ describe('"sent" means the endpoint has it', () => {
 
   test('the audit says "sent" only after the endpoint answered', async () => {
     const { a, key } = start();
-    await failNext(key, 'count=1&status=200&delayMs=800');
+    await failNext(key, 'count=1&status=200&delayMs=3000');
     a.record('settings-opened');
     const flushed = a.flush();
     await waitFor(() => received(key), (r) => r.requests.length === 1);

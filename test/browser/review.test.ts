@@ -2,7 +2,7 @@
 // opt-out be undone, or threw.
 import { describe, expect, test } from 'vitest';
 import { createAnalytics, hashed } from '../../src';
-import { arrived, failNext, failOutboxWrites, openApp, pages, received, sleep, start, waitFor, storedConfig } from './helpers';
+import { arrived, failNext, failOutboxWrites, openApp, pages, received, sleep, start, waitFor, storedConfig, storeConfig } from './helpers';
 import { SAMPLES } from './samples';
 
 const storedId = async () => (await storedConfig())!.analyticsId;
@@ -130,7 +130,7 @@ describe('third review', () => {
   test('clear() while posthog-js is still loading: what was recorded under the old id never leaves', async () => {
     const key = `phc_clear_loading_${Math.random().toString(36).slice(2)}`;
     const page = await openApp(key);
-    await pages.pageRoute(page, '**/*posthog-js*', 'delay'); // the chunk takes a second
+    await pages.pageRoute(page, '**/*posthog-js*', 'delay'); // the chunk takes 3 s
     const result = (await pages.pageEval(page, `(async () => {
       await analytics.ready;
       const oldId = (await analytics.config()).analyticsId;
@@ -152,7 +152,7 @@ describe('third review', () => {
     await a.ready;
     await a.flush();
     expect((await a.config()).delivery.delivering).toBe(true);
-    const held = async () => (await navigator.locks.query()).held?.filter((l) => l.name.endsWith(key)).length ?? 0;
+    const held = async () => (await navigator.locks.query()).held?.filter((l) => l.name?.endsWith(key)).length ?? 0;
     expect(await held()).toBe(1);
     // A hand-over would show as the lock asked for again.
     const request = navigator.locks.request;
@@ -162,10 +162,11 @@ describe('third review', () => {
       return (request as (...a: never[]) => Promise<unknown>).apply(this, args);
     } as typeof request;
     try {
-      post({ change: 'metadata', choice: 'unset' });
-      // Until the re-read is done the gate says "loading"; once done, this tab still leads.
-      const after = await waitFor(() => a.config(), (c) => c.reason !== 'loading');
-      expect(after.delivery.delivering).toBe(true);
+      const stored = (await storedConfig())!;
+      await storeConfig({ ...stored, metadata: { from_other_tab: 'x' } });
+      post({ change: 'metadata', choice: stored.choice });
+      const after = await waitFor(() => a.config(), (c) => c.metadata.from_other_tab === 'x'); // it read storage again…
+      expect(after.delivery.delivering).toBe(true); // …and still leads
     } finally {
       navigator.locks.request = request;
     }
@@ -176,6 +177,34 @@ describe('third review', () => {
     await arrived(key, 1);
     await sleep(300);
     expect((await received(key)).events).toHaveLength(1);
+  });
+
+  test('another tab\'s metadata change or opt-in: this tab reads storage again without flickering to "loading"', async () => {
+    const { a } = start();
+    await a.ready;
+    const seen: string[] = [];
+    const off = a.subscribe((s) => seen.push(`${s.enabled}:${s.reason}`));
+    for (const [change, value] of [['metadata', 'x'], ['choice', 'y']] as const) {
+      const stored = (await storedConfig())!;
+      await storeConfig({ ...stored, metadata: { from_other_tab: value }, ...(change === 'choice' ? { choice: 'enabled' } : {}) });
+      post({ change, choice: change === 'choice' ? 'enabled' : stored.choice });
+      await waitFor(() => a.config(), (c) => c.metadata.from_other_tab === value); // it read storage again
+    }
+    off();
+    expect(seen).toEqual(['true:user-opted-in']); // the opt-in read, and nothing in between
+  });
+
+  test('control: another tab\'s clear() does hold this tab at "loading" until it has the new id', async () => {
+    const { a } = start();
+    await a.ready;
+    const seen: string[] = [];
+    const off = a.subscribe((s) => seen.push(`${s.enabled}:${s.reason}`));
+    const stored = (await storedConfig())!;
+    await storeConfig({ ...stored, analyticsId: 'id-from-other-tab', metadata: {} });
+    post({ change: 'clear', choice: stored.choice });
+    await waitFor(() => a.config(), (c) => c.analyticsId === 'id-from-other-tab');
+    off();
+    expect(seen).toEqual(['false:loading', 'true:default']);
   });
 
   test('in memory (IndexedDB failed), the outbox keeps its bounds: the oldest go, with a reason', async () => {

@@ -5,7 +5,7 @@
 // that no test can reach it: the request log shows an attempt even when blocked.)
 import { expect, test } from 'vitest';
 import { VIEWER_TELEMETRY_URL } from '../../src';
-import { pages, received, sinkUrl, storedConfig, waitFor } from './helpers';
+import { audited, pages, received, sinkUrl, storedConfig, waitFor } from './helpers';
 
 const EMAIL = 'someone@example.com';
 const ORG = 'org_2xAbCdEf';
@@ -69,7 +69,7 @@ test('opted in, guard installed after the viewer starts: the same $set reaches o
   const r = await waitFor(() => received(key), (x) => x.events.length === 1, 10_000);
   const posts = await telemetryPosts(page);
   const trouble = await troubles(page);
-  const audit = (await pages.pageEval(page, 'analytics.audit()')) as { name: string; outcome: string }[];
+  const audit = await audited(() => pages.pageEval(page, 'analytics.audit()') as Promise<{ name: string; outcome: string }[]>, 'sent', 1);
   await pages.closePage(page);
   const e = r.events[0]!;
   expect(e.event).toBe('$set');

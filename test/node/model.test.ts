@@ -22,14 +22,14 @@ type Action =
   | { a: 'clear'; tab: number }
   | { a: 'metadata'; tab: number; keys: number }
   | { a: 'flush'; tab: number }
-  | { a: 'storage'; tab: number; ok: boolean }
+  | { a: 'storage'; tab: number; ok: boolean; late?: boolean }
   | { a: 'message'; tab: number; lose: boolean }
   | { a: 'arrive'; tab: number }
   | { a: 'answer'; tab: number; status: number }
   | { a: 'advance'; ms: number }
   | { a: 'clock'; ms: number }
   | { a: 'crash'; tab: number }
-  | { a: 'page'; tab: number; page: 'hidden' | 'shown' | 'closing' }
+  | { a: 'page'; tab: number; page: 'hidden' | 'shown' | 'closing' | 'restored' }
   | { a: 'transport'; tab: number; result: 'ready' | 'failed' | 'hung' }
   | { a: 'wipe' }
   | { a: 'upgrade' }
@@ -41,7 +41,8 @@ interface Tab {
   sid: string;
   st: State;
   alive: boolean;
-  ops: { id: number; op: StorageOp; seq: number }[];
+  /** Storage ops in order; `ran`: its transaction ran, its result has not reached the tab yet. */
+  ops: { id: number; op: StorageOp; seq: number; ran?: { result: StorageResult; cutsBefore: number } }[];
   reqs: Map<number, Req>;
   inbox: Input[];
   wakeAt?: number;
@@ -140,6 +141,7 @@ function send(w: World, tab: Tab, id: number, uuids: string[]): void {
   // I2: no request starts while the choice this tab last read or heard is off.
   expect(gate(tab.st).enabled, `I2: tab ${tab.n} sends while off (${gate(tab.st).reason})`).toBe(true);
   expect(tab.st.config.choice, 'I2: stored choice off').not.toBe('disabled');
+  expect(tab.st.stale, 'I2: sends before reading again what another tab changed').toBe(false);
   // I1: nothing recorded before an opt-out or clear this tab knows of is sent after it.
   for (const cut of tab.knows) for (const u of uuids) expect(w.cuts[cut]!.before.has(u), `I1: tab ${tab.n} sends ${u}, recorded before cut ${cut}`).toBe(false);
   // I4: once delivered (2xx), an event is never carried by a later request.
@@ -217,13 +219,18 @@ function runOp(w: World, tab: Tab, op: StorageOp): StorageResult {
   return { ok: true, config, created };
 }
 
-function completeStorage(w: World, tab: Tab, ok: boolean): void {
-  const next = tab.ops.shift();
+/** Runs the tab's oldest op; `late`: its result reaches the tab at a later step (other tabs may write and post meanwhile). */
+function completeStorage(w: World, tab: Tab, ok: boolean, late = false): void {
+  const next = tab.ops[0];
   if (!next) return;
-  const cutsBefore = w.cuts.length;
-  const result = ok ? runOp(w, tab, next.op) : { ok: false, error: 'injected' };
+  if (!next.ran) {
+    next.ran = { cutsBefore: w.cuts.length, result: ok ? runOp(w, tab, next.op) : { ok: false, error: 'injected' } };
+    if (late) return;
+  }
+  tab.ops.shift();
+  const { result, cutsBefore } = next.ran;
   // Whatever it read was written after every earlier cut: this tab knows of them once it hears the result.
-  if (ok) for (let i = 0; i < cutsBefore; i++) if (w.cuts[i]!.stored) tab.knows.add(i);
+  if (result.ok) for (let i = 0; i < cutsBefore; i++) if (w.cuts[i]!.stored) tab.knows.add(i);
   feed(w, tab, { type: 'stored', id: next.id, op: next.op, seq: next.seq, result });
 }
 
@@ -247,7 +254,7 @@ function act(w: World, x: Action): void {
       return feed(w, tab!, { type: 'clear', analyticsId: `id${w.ids++}`, ask: w.ids++ });
     case 'metadata': return feed(w, tab!, { type: 'set-metadata', metadata: Object.fromEntries(Array.from({ length: x.keys }, (_, i) => [`k${w.ids}_${i}`, i])), ask: w.ids++ });
     case 'flush': return feed(w, tab!, { type: 'flush', ask: w.ids++ });
-    case 'storage': return completeStorage(w, tab!, x.ok);
+    case 'storage': return completeStorage(w, tab!, x.ok, x.late);
     case 'message': {
       const m = tab!.inbox.shift();
       if (!m || x.lose) return;
@@ -364,14 +371,14 @@ const actionArb: fc.Arbitrary<Action> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ a: fc.constant('clear' as const), tab: tabArb }) },
   { weight: 1, arbitrary: fc.record({ a: fc.constant('metadata' as const), tab: tabArb, keys: fc.integer({ min: 1, max: 40 }) }) },
   { weight: 2, arbitrary: fc.record({ a: fc.constant('flush' as const), tab: tabArb }) },
-  { weight: 12, arbitrary: fc.record({ a: fc.constant('storage' as const), tab: tabArb, ok: fc.nat(9).map((n) => n > 1) }) },
+  { weight: 12, arbitrary: fc.record({ a: fc.constant('storage' as const), tab: tabArb, ok: fc.nat(9).map((n) => n > 1), late: fc.nat(4).map((n) => n === 0) }) },
   { weight: 6, arbitrary: fc.record({ a: fc.constant('message' as const), tab: tabArb, lose: fc.nat(9).map((n) => n === 0) }) },
   { weight: 2, arbitrary: fc.record({ a: fc.constant('arrive' as const), tab: tabArb }) },
   { weight: 5, arbitrary: fc.record({ a: fc.constant('answer' as const), tab: tabArb, status: fc.constantFrom(200, 204, 301, 302, 400, 429, 503, 0, -1, 1) }) },
   { weight: 5, arbitrary: fc.record({ a: fc.constant('advance' as const), ms: fc.constantFrom(10, 60, 1000, 4000, 31_000) }) },
   { weight: 1, arbitrary: fc.record({ a: fc.constant('clock' as const), ms: fc.constantFrom(-3_600_000, 3_600_000, -60_000) }) },
   { weight: 1, arbitrary: fc.record({ a: fc.constant('crash' as const), tab: tabArb }) },
-  { weight: 1, arbitrary: fc.record({ a: fc.constant('page' as const), tab: tabArb, page: fc.constantFrom('hidden' as const, 'shown' as const, 'closing' as const) }) },
+  { weight: 1, arbitrary: fc.record({ a: fc.constant('page' as const), tab: tabArb, page: fc.constantFrom('hidden' as const, 'shown' as const, 'closing' as const, 'restored' as const) }) },
   { weight: 3, arbitrary: fc.record({ a: fc.constant('transport' as const), tab: tabArb, result: fc.constantFrom('ready' as const, 'ready' as const, 'failed' as const, 'hung' as const) }) },
   { weight: 1, arbitrary: fc.constant({ a: 'wipe' as const }) },
   { weight: 1, arbitrary: fc.constant({ a: 'upgrade' as const }) },
@@ -400,6 +407,9 @@ const REGRESSIONS: [string, number, Action[]][] = [
   ['a storage failure after a partial list: the rest waited, nothing woke the pass', 2, [{ a: 'storage', tab: 0, ok: true }, { a: 'advance', ms: 4000 }, { a: 'record', tab: 0, n: 3 }, { a: 'record', tab: 0, n: 1 }, { a: 'storage', tab: 0, ok: true }, { a: 'storage', tab: 0, ok: false }]],
   ['back from the back/forward cache after closing, a tab leads again', 2, [{ a: 'record', tab: 1, n: 1 }, { a: 'page', tab: 0, page: 'closing' }, { a: 'record', tab: 0, n: 1 }, { a: 'storage', tab: 0, ok: true }, { a: 'page', tab: 0, page: 'shown' }]],
   ['a closing page kept the lock', 2, [{ a: 'page', tab: 0, page: 'closing' }, { a: 'record', tab: 0, n: 1 }]],
+  ['a list that read storage before another tab\'s clear(), answered after its message: what it listed was sent', 2, [{"a":"storage","tab":0,"ok":true},{"a":"storage","tab":1,"ok":true},{"a":"record","tab":1,"n":1},{"a":"storage","tab":1,"ok":true},{"a":"record","tab":0,"n":1},{"a":"storage","tab":0,"ok":true},{"a":"transport","tab":0,"result":"ready"},{"a":"advance","ms":60},{"a":"storage","tab":0,"ok":true,"late":true},{"a":"clear","tab":1},{"a":"storage","tab":1,"ok":true},{"a":"message","tab":0,"lose":false},{"a":"message","tab":0,"lose":false},{"a":"storage","tab":0,"ok":true}]],
+  ['a tab sent what it listed before reading again what another tab changed', 2, [{"a":"storage","tab":0,"ok":true},{"a":"choice","tab":1,"enabled":true},{"a":"record","tab":0,"n":3},{"a":"flush","tab":0}]],
+  ['heard of a change while listing: nothing woke the pass after the re-read', 3, [{"a":"page","tab":0,"page":"hidden"},{"a":"storage","tab":2,"ok":true},{"a":"choice","tab":0,"enabled":true},{"a":"record","tab":2,"n":1}]],
 ];
 
 describe('the consent and delivery core, against a model', () => {
