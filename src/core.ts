@@ -278,7 +278,7 @@ function createShell(st: State, opts: ResolvedOptions, db: Storage, where: Where
       feed(make(id));
     });
 
-  const tabs = connectTabs({ changed: (m) => feed({ type: 'heard', change: m.change, choice: m.choice }), wrote: (flush) => feed({ type: 'wrote', flush }) });
+  const tabs = connectTabs({ changed: (m) => feed({ type: 'heard', ...m }), wrote: (flush) => feed({ type: 'wrote', flush }) });
   const page = pageEvents(feed, beforeLeave);
   const handlers = effectHandlers({ opts, db, where, audit, notify, feed, io, tabs, stop: () => stop(io, tabs, page, db) });
   const run = (e: Effect): void => {
@@ -341,7 +341,7 @@ function effectHandlers({ opts, db, where, audit, notify, feed, io, tabs, stop }
     },
     'send-on-close': (e) => void io.transport?.sendOnClose(e.batch),
     abort: (e) => (io.requests.get(e.id)?.abort(), io.requests.delete(e.id)),
-    announce: (e) => tabs.announce({ change: e.change, choice: e.choice }),
+    announce: ({ change, choice, emptied }) => tabs.announce({ change, choice, ...(emptied ? { emptied } : {}) }),
     wrote: (e) => tabs.wrote(e.flush),
     wake(e) {
       clearTimeout(io.timer);

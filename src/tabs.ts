@@ -11,6 +11,8 @@ export interface TabMessage {
   change: Change;
   /** The stored choice after the change, so an opt-out applies before the storage read. */
   choice: 'enabled' | 'disabled' | 'unset';
+  /** The change ended what was recorded before it (an opt-out, even one replaced at once by an opt-in): others hold until they read it. */
+  emptied?: true;
 }
 
 export interface Tabs {
@@ -30,7 +32,7 @@ export function connectTabs(on: { changed(message: TabMessage): void; wrote(now:
       const m = e.data as (Partial<TabMessage> & { outbox?: unknown }) | null;
       if (m?.outbox === 'wrote' || m?.outbox === 'flush') on.wrote(m.outbox === 'flush');
       else if (m && (m.change === 'choice' || m.change === 'clear' || m.change === 'metadata')) {
-        on.changed({ change: m.change, choice: m.choice === 'disabled' ? 'disabled' : m.choice === 'enabled' ? 'enabled' : 'unset' });
+        on.changed({ change: m.change, choice: m.choice === 'disabled' ? 'disabled' : m.choice === 'enabled' ? 'enabled' : 'unset', ...(m.emptied === true ? { emptied: true } : {}) });
       }
     };
   } catch {

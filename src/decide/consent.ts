@@ -2,7 +2,7 @@
 // tabs and from its own host; and the gate (3-consent-gate.ts) asked over those facts.
 // Rules: a stored result is the truth, except that it never turns on what a later message turned
 // off; an opt-out applies in memory at once and is written until it is stored; a message can
-// only turn a tab off, or make it read storage again (nothing is sent until it has).
+// only turn a tab off (at once), or make it read storage again.
 import { decide, userSaidNo, type ConsentState } from '../3-consent-gate.js';
 import { applyChange, type StoredConfig } from './config.js';
 import { abortFlight, discardAll, drop, dropUnwritten } from './outcomes.js';
@@ -33,12 +33,6 @@ function storedFact(st: State) {
   return choice;
 }
 
-/**
- * Nothing leaves while storage is read again. After another tab's message the host keeps seeing
- * the answer it had (what the message turns off is off already), so a toggle does not flicker.
- */
-export const mayLeave = (st: State) => gate(st).enabled && !st.stale;
-
 /** The change this tab still has to store, if any (an opt-out first). */
 export function pendingChange(st: State): { change: ConfigChange; empty: boolean } | undefined {
   if (st.wish) {
@@ -56,7 +50,9 @@ export function onSetChoice(st: State, fx: Fx, f: Fact & { type: 'set-choice' })
   // An earlier wish's askers are answered now: the newer choice replaces theirs.
   if (st.wish && st.wish.choice !== choice) for (const ask of st.wish.asks) fx.push({ type: 'done', ask });
   const empty = st.wish?.choice === 'disabled' || st.wish?.empty === true; // an opt-out not yet stored still ends what came before it
-  st.wish = { choice, choiceTime: new Date(f.wall).toISOString(), asks, at: empty ? (st.wish?.at ?? f.wall) : f.wall, ...(empty ? { empty } : {}) };
+  // The cut is dated at the user's latest "no": everything recorded up to it ends.
+  const at = choice === 'enabled' && empty ? (st.wish?.at ?? f.wall) : f.wall;
+  st.wish = { choice, choiceTime: new Date(f.wall).toISOString(), asks, at, ...(empty ? { empty } : {}) };
   if (choice === 'disabled') discardAll(st, fx, 'user-opted-out'); // at once, before the write
 }
 
@@ -75,8 +71,10 @@ export function onSetMetadata(st: State, _fx: Fx, f: Fact & { type: 'set-metadat
 /** Another tab changed the stored config: an opt-out applies now; anything else once read again. */
 export function onHeard(st: State, fx: Fx, f: Fact & { type: 'heard' }): void {
   if (st.closed) return;
-  st.heardSeq = st.seq;
-  st.stale = f.change === 'clear' ? 'unknown' : st.stale || 'heard'; // a new id: what is recorded now waits for it
+  // A stream of messages (setMetadata in a loop elsewhere) must not keep a 'heard' re-read from ever ending.
+  const ends = f.change === 'clear' || f.emptied === true || f.choice === 'disabled'; // what was recorded before it
+  if (!st.stale || ends) st.heardSeq = st.seq;
+  st.stale = ends ? 'unknown' : st.stale || 'heard'; // what is recorded now waits for the new id or cut
   if (f.choice === 'disabled') {
     st.heardOff = true; // until a choice stored after it says otherwise (a newer opt-in), even if that opt-out was never stored
     if (st.wish?.choice === 'enabled') for (const ask of st.wish.asks.splice(0)) fx.push({ type: 'done', ask });
@@ -110,7 +108,12 @@ export function adopt(st: State, fx: Fx, op: StorageOp, seq: number, r: StorageR
   st.loaded = true;
   st.unreadable = false;
   st.storageFailures = 0;
-  if (seq > st.heardSeq) st.stale = false; // read after the message: an op already issued may have read before the other tab wrote
+  if (seq > st.heardSeq && st.stale) {
+    // Read after the message (an op issued before it may have read before the other tab wrote).
+    // Messages may have been lost meanwhile ("I wrote events" too): the delivering tab looks in the next window.
+    if (st.stale === 'unknown' && st.leading) st.flushAt ??= st.now + st.s.intervalMs;
+    st.stale = false;
+  }
   if (op.op === 'change') changed(st, fx, op, r.othersFlying === true);
 }
 
@@ -128,11 +131,12 @@ function changed(st: State, fx: Fx, op: StorageOp & { op: 'change' }, othersFlyi
   const { change } = op;
   let kind: 'choice' | 'clear' | 'metadata' = 'metadata';
   let asks: number[] = [];
-  if (change.choice && st.wish?.choice === change.choice) (kind = 'choice'), (asks = st.wish.asks), (st.wish = undefined);
+  // The very wish written (an opt-in that must also end what came before is not done by a plain one).
+  if (change.choice && st.wish?.choice === change.choice && st.wish.choiceTime === change.choiceTime && op.empty === (pendingChange(st)?.empty ?? false)) (kind = 'choice'), (asks = st.wish.asks), (st.wish = undefined);
   else if (change.analyticsId && st.clearing?.analyticsId === change.analyticsId) (kind = 'clear'), (asks = st.clearing.asks), (st.clearing = undefined);
   else if (change.metadata && st.metadata?.metadata === change.metadata) (asks = st.metadata.asks), (st.metadata = undefined);
   else return; // replaced meanwhile by a newer wish: that one is written next
-  fx.push({ type: 'announce', change: kind, choice: st.config.choice });
+  fx.push({ type: 'announce', change: kind, choice: st.config.choice, ...(op.empty ? { emptied: true as const } : {}) });
   // "Off" means nothing recorded before it arrives after the host is told: wait for other tabs' requests in flight to end (bounded).
   if (op.empty && othersFlying) st.settling = { asks: [...(st.settling?.asks ?? []), ...asks], until: st.now + SETTLE_MS, checkAt: st.now };
   else for (const ask of asks) fx.push({ type: 'done', ask });

@@ -5,7 +5,7 @@ import { userSaidNo } from '../3-consent-gate.js';
 import type { Valid } from '../2-validate.js';
 import { allowListed, wireName, type WireEvent } from '../5-allow-list.js';
 import { expired, OUTBOX_LIMITS, OUTBOX_TTL_MS, type OutboxEntry } from './config.js';
-import { cutNow, gate, mayLeave } from './consent.js';
+import { cutNow, gate } from './consent.js';
 import { drop } from './outcomes.js';
 import type { Effect, Fact, State, StorageResult } from './types.js';
 
@@ -15,6 +15,9 @@ type Fx = Effect[];
 export const HOLD_CAPACITY = 500;
 /** At most this much (uncompressed) in the request a closing page makes: keepalive requests share 64 KB. */
 const CLOSE_BYTES = 48 * 1024;
+/** How far the wall clock may drift from the monotonic one while an event is held, before it counts as set. */
+const CLOCK_SLACK_MS = 1000;
+
 /** The least a 429 waits (posthog-js caps a Retry-After header at this). */
 export const RATE_LIMITED_MS = 30_000;
 /** PostHog's quota answer holds for a minute. */
@@ -31,7 +34,7 @@ export function backoff(failures: number, random: number): number {
 export const inGrace = (st: State) => st.s.firstRunGrace && st.config.firstSessionId === st.s.sessionId;
 
 /** This tab may send now: consent on, it delivers (leads, or holds the only copy in memory), and it is not leaving. */
-export const delivers = (st: State) => !st.closed && st.page !== 'closing' && (st.mode === 'memory' || st.leading) && mayLeave(st) && !inGrace(st);
+export const delivers = (st: State) => !st.closed && st.page !== 'closing' && (st.mode === 'memory' || st.leading) && gate(st).enabled && !inGrace(st);
 
 export function onRecord(st: State, fx: Fx, f: Fact & { type: 'record' }): void {
   const fresh: OutboxEntry[] = [];
@@ -51,7 +54,7 @@ function admit(st: State, fx: Fx, event: Valid, uuid: string): OutboxEntry | und
   if (state.enabled) return keep(st, fx, event, uuid);
   if (state.reason !== 'loading') return void drop(st, fx, ref, state.reason, false);
   if (st.held.length >= HOLD_CAPACITY) return void drop(st, fx, ref, `too many at once: more than ${HOLD_CAPACITY} recorded before the stored choice was read`, false);
-  st.held.push({ event, uuid });
+  st.held.push({ event, uuid, now: st.now, wall: st.wall });
 }
 
 /** Held events go on (or are dropped) once the gate answers something other than 'loading'. */
@@ -60,8 +63,10 @@ export function release(st: State, fx: Fx): void {
   const held = st.held;
   st.held = [];
   for (const h of held) {
-    // Recorded before the storage it waited for was read: an opt-out or clear stored meanwhile (as far as the clock tells) ends it.
-    if (st.config.cutAt !== undefined && st.config.cutAt <= st.wall && h.event.time <= st.config.cutAt) drop(st, fx, { uuid: h.uuid, kind: h.event.kind, name: h.event.name }, 'recorded before the last opt-out or clear', false);
+    // Recorded before the storage it waited for was read: an opt-out or clear stored meanwhile ends it.
+    // If the clock was set while it waited, the two cannot be ordered: when unsure, it ends it too.
+    const clockSet = Math.abs(st.wall - h.wall - (st.now - h.now)) > CLOCK_SLACK_MS;
+    if (st.config.cutAt !== undefined && (clockSet || h.event.time <= st.config.cutAt)) drop(st, fx, { uuid: h.uuid, kind: h.event.kind, name: h.event.name }, 'recorded before the last opt-out or clear', false);
     else admit(st, fx, h.event, h.uuid);
   }
 }
@@ -111,7 +116,7 @@ function trimMemory(st: State, fx: Fx): void {
 
 /** The page is closing: what this tab holds leaves in one keepalive request, if the gate says yes now. */
 export function closingSend(st: State, fx: Fx, entries: OutboxEntry[]): void {
-  if (st.transport !== 'ready' || !mayLeave(st) || inGrace(st) || st.closed) return;
+  if (st.transport !== 'ready' || !gate(st).enabled || inGrace(st) || st.closed) return;
   let room = CLOSE_BYTES;
   const wire = judge(st, fx, entries)
     .map((e) => allowListed(e, st.config.metadata))
@@ -132,7 +137,7 @@ export function judge(st: State, fx: Fx, entries: OutboxEntry[]): OutboxEntry[] 
     let reason: string | undefined;
     if (expired(e, st.wall)) reason = `expired: not delivered within ${OUTBOX_TTL_MS / 86_400_000} days`;
     else if (e.distinctId !== st.config.analyticsId) reason = 'cleared';
-    else if ((e.cut ?? 0) < (st.config.cut ?? 0)) reason = 'recorded before the last opt-out or clear';
+    else if ((e.cut ?? 0) < cutNow(st)) reason = 'recorded before the last opt-out or clear'; // this tab's own, not yet stored, too
     else if (userSaidNo(state)) reason = state.reason;
     else if (st.now < st.quotaUntil) reason = 'quota-limited: the endpoint said the project is over its quota (for a minute)';
     if (reason) drop(st, fx, e, reason);
@@ -158,13 +163,22 @@ export function onListed(st: State, fx: Fx, r: StorageResult): void {
   if (r.more && fresh.length) userSaidNo(gate(st)) ? (st.sweep = true) : (st.passWanted = true);
   else if (r.more) st.flushAt ??= st.now + st.s.intervalMs;
   st.unmark = true; // the list marked what it may send; unless a request goes now, that mark ends
-  if (st.stale && st.leading) st.passWanted = true; // heard of a change while listing: the pass again once storage is read again
-  if (!delivers(st)) return void (st.known.clear(), st.attempts.clear()); // the delivering tab keeps track of them
+  if (!delivers(st)) {
+    if (st.stale && st.leading) st.passWanted = true; // held while storage is read again: the pass again after it
+    return handOver(st); // the delivering tab keeps track of what is stored
+  }
   if (st.flight) return;
   // Once posthog-js is loaded (settle starts it, or its reload is due): then the pass again.
   if (ready.length && st.transport !== 'ready') return void (st.flushAt = st.transport === 'failed' ? Math.max(st.loadAgainAt, st.now + 1) : st.transport === 'hung' || st.transport === 'unusable' ? undefined : st.now);
   send(st, fx, ready);
   if (st.flight) st.unmark = false;
+}
+
+/** No longer the delivering tab: what is stored is the next one's to track; this tab keeps only what it has not written. */
+export function handOver(st: State): void {
+  if (st.mode === 'memory') return;
+  const unwritten = new Set(st.staged.map((e) => e.uuid));
+  for (const uuid of [...st.known.keys()]) if (!unwritten.has(uuid) && !st.flight?.uuids.includes(uuid)) st.known.delete(uuid), st.attempts.delete(uuid);
 }
 
 /** One request, the gate asked in this very step. */
@@ -185,7 +199,7 @@ export function onAnswer(st: State, fx: Fx, f: Fact & { type: 'answer' }): void 
   st.flight = undefined;
   const ok = f.status >= 200 && f.status < 300 && !f.redirected;
   const refused = f.status >= 400 && f.status < 500 && f.status !== 408 && f.status !== 429;
-  if (!ok && !refused) return retryLater(st, f);
+  if (!ok && !refused) return st.leading || delivers(st) ? retryLater(st, f) : handOver(st); // no longer this tab's to retry: what is stored is the delivering tab's
   st.failures = 0;
   st.lastError = undefined;
   if (f.quotaLimited) st.quotaUntil = st.now + QUOTA_MS;

@@ -27,6 +27,7 @@ export function abortFlight(st: State, fx: Fx, reason?: string): void {
     st.known.delete(e.uuid);
     st.attempts.delete(e.uuid);
     st.discarded.add(e.uuid);
+    st.removals.add(e.uuid); // ended here: whoever lists it next must not end it again (nor send it)
     fx.push({ type: 'audit', entry: { name: wireName(e), outcome: 'unconfirmed', reason: `${reason}: its request was aborted in flight; it may have reached the endpoint`, uuid: e.uuid } });
   }
 }

@@ -8,7 +8,7 @@
 // would cost the hot path), and returned for convenience.
 import type { Signals } from '../signals.js';
 import { adopt, failed, gate, notifyChange, onClear, onHeard, onSetChoice, onSetMetadata, pendingChange } from './consent.js';
-import { addFailed, backoff, closingSend, delivers, inGrace, judge, onAdded, onAnswer, onListed, onRecord, release, send } from './delivery.js';
+import { addFailed, backoff, closingSend, delivers, handOver, inGrace, judge, onAdded, onAnswer, onListed, onRecord, release, send } from './delivery.js';
 import { drop, abortFlight } from './outcomes.js';
 import type { Effect, Fact, Settings, State, StorageOp } from './types.js';
 
@@ -128,7 +128,10 @@ function settle(st: State, fx: Fx): void {
   release(st, fx);
   // Leads while the gate is on, and through a re-read of storage (which holds sending).
   const on = state.enabled || (state.reason === 'loading' && st.loaded && st.wantLead);
-  const want = on && st.mode === 'indexeddb' && !inGrace(st) && st.transport !== 'hung' && st.page !== 'closing'; // a leaving page hands over at once
+  const want =
+    st.page !== 'closing' && // a leaving page hands over at once
+    ((on && st.mode === 'indexeddb' && !inGrace(st) && st.transport !== 'hung') ||
+      (st.wantLead && st.removals.size > 0)); // not before what it delivered is removed: the next tab would send it again
   if (want !== st.wantLead) {
     st.wantLead = want;
     if (st.leading) handOver(st);
@@ -148,13 +151,6 @@ function settle(st: State, fx: Fx): void {
   }
   answerAsks(st, fx);
   wake(st, fx);
-}
-
-/** No longer the delivering tab: what is stored is the next one's to track; this tab keeps only what it has not written. */
-function handOver(st: State): void {
-  if (st.mode === 'memory') return;
-  const unwritten = new Set(st.staged.map((e) => e.uuid));
-  for (const uuid of [...st.known.keys()]) if (!unwritten.has(uuid) && !st.flight?.uuids.includes(uuid)) st.known.delete(uuid), st.attempts.delete(uuid);
 }
 
 function issue(st: State, fx: Fx, op: StorageOp, urgent = false): void {
@@ -195,7 +191,9 @@ function nextOp(st: State, fx: Fx): StorageOp | undefined {
     const uuids = chunk(st, st.removals);
     return { op: 'remove', uuids, unmark: !airborne(st) && uuids.length === st.removals.size }; // a mark in flight stays
   }
-  if (st.mode === 'memory' && st.now >= st.storageRetryAt && gate(st).enabled) return { op: 'add', entries: [...st.known.values()] }; // back to IndexedDB once a write succeeds (what is stored already is skipped)
+  // Back to IndexedDB once a write succeeds (what is stored already is skipped); not with a request
+  // in flight: the delivering tab would list what it carries and send it again.
+  if (st.mode === 'memory' && !st.flight && st.now >= st.storageRetryAt && gate(st).enabled) return { op: 'add', entries: [...st.known.values()] };
   if (st.sweep && st.mode === 'indexeddb') {
     st.sweep = false;
     return { op: 'list', limit: st.s.batch };
@@ -207,7 +205,7 @@ const due = (st: State) => st.passWanted || (st.flushAt !== undefined && st.now 
 
 /** A pass is due but this tab does not deliver: once its writes are done, the delivering tab is asked to send now. */
 function passElsewhere(st: State, fx: Fx): void {
-  if (!due(st) || delivers(st) || gate(st).reason === 'loading' || st.stale || (st.staged.length && st.mode === 'indexeddb' && st.loaded && !st.unreadable)) return;
+  if (!due(st) || delivers(st) || gate(st).reason === 'loading' || (st.staged.length && st.mode === 'indexeddb' && st.loaded && !st.unreadable)) return;
   if (st.io?.op.op === 'add') return; // it asks when the write is done (onAdded)
   if (st.wantLead && !st.leadKnown) return; // about to know whether this tab leads
   if (st.passWanted && st.mode === 'indexeddb' && !st.leading && gate(st).enabled) fx.push({ type: 'wrote', flush: true });

@@ -95,7 +95,7 @@ export type Input =
   | { type: 'flush'; ask: number }
   | { type: 'shutdown'; ask: number }
   | { type: 'stored'; id: number; op: StorageOp; seq: number; result: StorageResult }
-  | { type: 'heard'; change: 'choice' | 'clear' | 'metadata'; choice: 'enabled' | 'disabled' | 'unset' }
+  | { type: 'heard'; change: 'choice' | 'clear' | 'metadata'; choice: 'enabled' | 'disabled' | 'unset'; emptied?: true }
   | { type: 'wrote'; flush: boolean }
   | { type: 'answer'; id: number; status: number; redirected: boolean; quotaLimited: boolean; error?: string }
   | { type: 'lead'; leading: boolean }
@@ -122,7 +122,7 @@ export type Effect =
   /** The page is closing: one keepalive request, whose answer nobody reads. */
   | { type: 'send-on-close'; batch: WireEvent[] }
   | { type: 'abort'; id: number }
-  | { type: 'announce'; change: 'choice' | 'clear' | 'metadata'; choice: 'enabled' | 'disabled' | 'unset' }
+  | { type: 'announce'; change: 'choice' | 'clear' | 'metadata'; choice: 'enabled' | 'disabled' | 'unset'; emptied?: true }
   /** Tell the delivering tab we wrote (`flush`: and send it now). */
   | { type: 'wrote'; flush: boolean }
   | { type: 'wake'; at: Mono | undefined }
@@ -152,9 +152,11 @@ export interface State {
   /** Storage cannot be read or written: we no longer know what the user chose. */
   unreadable: boolean;
   /**
-   * Storage must be read again before anything is sent. `heard`: another tab changed its choice
-   * or metadata (an opt-out applies at once). `unknown`: the id changed (a clear) or messages may
-   * have been lost (back from the bfcache, storage lost); the gate says 'loading' until the read.
+   * Storage must be read again. `heard`: another tab changed its metadata or opted in; nothing
+   * of that ends an event, so sending goes on and the host sees no change until the read.
+   * `unknown`: another tab ended what came before (a clear, an opt-out even if replaced at once by
+   * an opt-in) or messages may have been lost (back from the bfcache, storage lost): the gate
+   * says 'loading', and nothing is sent, until the read.
    */
   stale: false | 'heard' | 'unknown';
   /** Another tab announced an opt-out: off until this tab stores or hears a newer opt-in. */
@@ -166,7 +168,7 @@ export interface State {
   clearing?: { analyticsId: string; asks: number[]; at: number };
   metadata?: { metadata: Metadata; asks: number[] };
   /** Events validated before the stored choice was read (bounded). */
-  held: { event: Valid; uuid: string }[];
+  held: { event: Valid; uuid: string; now: number; wall: number }[];
   notified: ConsentState;
   eventCounter: number;
 
