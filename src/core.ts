@@ -292,6 +292,9 @@ function createShell(st: State, opts: ResolvedOptions, db: Storage, where: Where
   return { feed, ask, ready };
 }
 
+/** How long bytes already written by an aborted request are given to land (an opt-out waits for it, bounded). */
+const LANDING_MS = 1000;
+
 /** What the shell holds: promises to answer, requests to abort, the timer, the lock, posthog-js. */
 interface Io {
   asks: Map<number, () => void>;
@@ -335,7 +338,11 @@ function effectHandlers({ opts, db, where, audit, notify, feed, io, tabs, stop }
       nextTask(() =>
         void transport.send(e.batch, controller.signal).then((answer) => {
           io.requests.delete(e.id);
-          feed({ type: 'answer', id: e.id, redirected: false, ...answer });
+          // Aborted (an opt-out): what was already written may still be on its way. Its answer, and
+          // so this tab's in-flight mark that an opt-out elsewhere waits for, comes a moment later.
+          const answered = () => feed({ type: 'answer', id: e.id, redirected: false, ...answer });
+          if (controller.signal.aborted) setTimeout(answered, LANDING_MS);
+          else answered();
         }),
       );
     },

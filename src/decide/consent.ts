@@ -46,10 +46,12 @@ export function pendingChange(st: State): { change: ConfigChange; empty: boolean
 
 export function onSetChoice(st: State, fx: Fx, f: Fact & { type: 'set-choice' }): void {
   const choice = f.enabled === true ? 'enabled' : 'disabled'; // when unsure, off
-  const asks = st.wish?.choice === choice ? [...st.wish.asks, f.ask] : [f.ask];
-  // An earlier wish's askers are answered now: the newer choice replaces theirs.
-  if (st.wish && st.wish.choice !== choice) for (const ask of st.wish.asks) fx.push({ type: 'done', ask });
   const empty = st.wish?.choice === 'disabled' || st.wish?.empty === true; // an opt-out not yet stored still ends what came before it
+  // An earlier wish's askers wait on with this one if it still carries their opt-out (answered once
+  // it is stored and other tabs' requests have ended); otherwise the newer choice replaces theirs.
+  const carried = st.wish && (st.wish.choice === choice || empty) ? st.wish.asks : [];
+  if (st.wish && !carried.length) for (const ask of st.wish.asks) fx.push({ type: 'done', ask });
+  const asks = [...carried, f.ask];
   // The cut is dated at the user's latest "no": everything recorded up to it ends.
   const at = choice === 'enabled' && empty ? (st.wish?.at ?? f.wall) : f.wall;
   st.wish = { choice, choiceTime: new Date(f.wall).toISOString(), asks, at, ...(empty ? { empty } : {}) };
@@ -82,6 +84,7 @@ export function onHeard(st: State, fx: Fx, f: Fact & { type: 'heard' }): void {
     if (st.config.choice !== 'disabled') (st.config = { ...st.config, choice: 'disabled' }), heardOff(st, fx, 'user-opted-out');
   } else if (f.choice === 'enabled' && f.change === 'choice') st.heardOff = false;
   if (f.change === 'clear') heardOff(st, fx, 'cleared'); // nothing may leave under the old id
+  else if (f.emptied && f.choice !== 'disabled') heardOff(st, fx, 'user-opted-out'); // an opt-out at once replaced by an opt-in: what came before it ends
 }
 
 /**
