@@ -7,7 +7,9 @@ export default class ExitWhenDone implements Reporter {
   onTestRunEnd(_modules: unknown, errors: readonly unknown[], reason: TestRunEndReason): void {
     const code = reason === 'passed' && errors.length === 0 ? 0 : 1;
     setTimeout(() => {
-      console.warn(`vitest had not exited a minute after the run ended: ending it (exit code ${code}).`);
+      // What still holds the process, for whoever finds the cause (e.g. "TCPSocketWrap ×3, Timeout ×1").
+      const held = Object.entries(process.getActiveResourcesInfo().reduce<Record<string, number>>((n, r) => ((n[r] = (n[r] ?? 0) + 1), n), {}));
+      console.warn(`vitest had not exited a minute after the run ended: ending it (exit code ${code}). Still open: ${held.map(([r, n]) => `${r} ×${n}`).join(', ')}.`);
       process.exit(code);
     }, 60_000).unref();
   }
