@@ -33,10 +33,13 @@ function storedFact(st: State) {
   return choice;
 }
 
+/** The user's choice not yet stored ends what came before it: an opt-out, or an opt-in that replaced one. */
+const wishEmpties = (wish: State['wish']) => wish !== undefined && (wish.choice === 'disabled' || wish.empty === true);
+
 /** The change this tab still has to store, if any (an opt-out first). */
 export function pendingChange(st: State): { change: ConfigChange; empty: boolean } | undefined {
   if (st.wish) {
-    const empty = st.wish.choice === 'disabled' || st.wish.empty === true;
+    const empty = wishEmpties(st.wish);
     return { change: { choice: st.wish.choice, choiceTime: st.wish.choiceTime, ...(empty ? { cutAt: st.wish.at } : {}) }, empty };
   }
   if (st.clearing) return { change: { analyticsId: st.clearing.analyticsId, cutAt: st.clearing.at }, empty: true };
@@ -46,7 +49,7 @@ export function pendingChange(st: State): { change: ConfigChange; empty: boolean
 
 export function onSetChoice(st: State, fx: Fx, f: Fact & { type: 'set-choice' }): void {
   const choice = f.enabled === true ? 'enabled' : 'disabled'; // when unsure, off
-  const empty = st.wish?.choice === 'disabled' || st.wish?.empty === true; // an opt-out not yet stored still ends what came before it
+  const empty = wishEmpties(st.wish); // an opt-out not yet stored still ends what came before it
   // An earlier wish's askers wait on with this one if it still carries their opt-out (answered once
   // it is stored and other tabs' requests have ended); otherwise the newer choice replaces theirs.
   const carried = st.wish && (st.wish.choice === choice || empty) ? st.wish.asks : [];
@@ -135,7 +138,7 @@ function changed(st: State, fx: Fx, op: StorageOp & { op: 'change' }, othersFlyi
   let kind: 'choice' | 'clear' | 'metadata' = 'metadata';
   let asks: number[] = [];
   // The very wish written (an opt-in that must also end what came before is not done by a plain one).
-  if (change.choice && st.wish?.choice === change.choice && st.wish.choiceTime === change.choiceTime && op.empty === (pendingChange(st)?.empty ?? false)) (kind = 'choice'), (asks = st.wish.asks), (st.wish = undefined);
+  if (change.choice && st.wish?.choice === change.choice && st.wish.choiceTime === change.choiceTime && op.empty === wishEmpties(st.wish)) (kind = 'choice'), (asks = st.wish.asks), (st.wish = undefined);
   else if (change.analyticsId && st.clearing?.analyticsId === change.analyticsId) (kind = 'clear'), (asks = st.clearing.asks), (st.clearing = undefined);
   else if (change.metadata && st.metadata?.metadata === change.metadata) (asks = st.metadata.asks), (st.metadata = undefined);
   else return; // replaced meanwhile by a newer wish: that one is written next
@@ -185,5 +188,5 @@ function pageOff(st: State, fx: Fx, reason: string): void {
 
 /** The cut new entries are accepted under: the stored one, plus this tab's emptying changes not yet stored (they are stored first). */
 export function cutNow(st: State): number {
-  return (st.config.cut ?? 0) + (st.wish && (st.wish.choice === 'disabled' || st.wish.empty) ? 1 : 0) + (st.clearing ? 1 : 0);
+  return (st.config.cut ?? 0) + (wishEmpties(st.wish) ? 1 : 0) + (st.clearing ? 1 : 0);
 }

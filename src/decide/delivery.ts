@@ -130,6 +130,7 @@ export function closingSend(st: State, fx: Fx, entries: OutboxEntry[]): void {
  */
 export function judge(st: State, fx: Fx, entries: OutboxEntry[]): OutboxEntry[] {
   const state = gate(st);
+  const cut = cutNow(st); // this tab's own opt-out or clear, not yet stored, counts too
   const flying = new Set(st.flight?.uuids);
   const ready: OutboxEntry[] = [];
   for (const e of entries) {
@@ -137,7 +138,7 @@ export function judge(st: State, fx: Fx, entries: OutboxEntry[]): OutboxEntry[] 
     let reason: string | undefined;
     if (expired(e, st.wall)) reason = `expired: not delivered within ${OUTBOX_TTL_MS / 86_400_000} days`;
     else if (e.distinctId !== st.config.analyticsId) reason = 'cleared';
-    else if ((e.cut ?? 0) < cutNow(st)) reason = 'recorded before the last opt-out or clear'; // this tab's own, not yet stored, too
+    else if ((e.cut ?? 0) < cut) reason = 'recorded before the last opt-out or clear';
     else if (userSaidNo(state)) reason = state.reason;
     else if (st.now < st.quotaUntil) reason = 'quota-limited: the endpoint said the project is over its quota (for a minute)';
     if (reason) drop(st, fx, e, reason);
