@@ -4,7 +4,8 @@ import { afterEach, beforeEach, inject } from 'vitest';
 import { commands } from 'vitest/browser';
 import { promisifyRequest } from 'idb-keyval';
 import { createAnalytics, type Analytics, type AnalyticsOptions } from '../../src';
-import { CONFIG, OUTBOX, openStorage, type OutboxEntry, type StoredConfig } from '../../src/store';
+import { CONFIG, DB_NAME, OUTBOX, openStorage, type OutboxEntry, type StoredConfig } from '../../src/store';
+import { CHANNEL_NAME } from '../../src/tabs';
 
 /** The tests' own connection to the module's database. */
 export const db = openStorage();
@@ -89,8 +90,41 @@ export function start(options: Partial<AnalyticsOptions> = {}) {
   return { a, key };
 }
 
+/** A message from "another tab" on the module's channel (tabs.ts). */
+export function post(message: object): void {
+  const channel = new BroadcastChannel(CHANNEL_NAME);
+  channel.postMessage(message);
+  channel.close();
+}
+
+const holds: (() => Promise<void>)[] = [];
+/**
+ * Holds storage busy: a readwrite transaction over both stores (a chain of gets), so that every
+ * tab's storage ops wait behind it. Returns what releases it; released after each test at the latest.
+ */
+export async function holdStorage(): Promise<() => Promise<void>> {
+  const dbx = await promisifyRequest(indexedDB.open(DB_NAME));
+  const tx = dbx.transaction([CONFIG, OUTBOX], 'readwrite');
+  let holding = true;
+  const done = new Promise<void>((resolve) => (tx.oncomplete = tx.onabort = () => resolve()));
+  await new Promise<void>((started) => {
+    const spin = (): void => void (tx.objectStore(CONFIG).get('__spin').onsuccess = () => (started(), holding && spin()));
+    spin();
+  });
+  const release = async () => {
+    if (!holding) return;
+    holding = false;
+    holds.splice(holds.indexOf(release), 1);
+    await done;
+    dbx.close();
+  };
+  holds.push(release);
+  return release;
+}
+
 beforeEach(resetStorage);
 afterEach(async () => {
+  for (const release of [...holds]) await release(); // first: shutdown() waits for storage
   await Promise.all(live.splice(0).map((a) => a.shutdown()));
 });
 

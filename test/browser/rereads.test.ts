@@ -4,51 +4,10 @@
 // setMetadata in a loop in another tab stopped delivery; an event staged across a list that
 // predated the message was lost, unaudited, when the next write failed.
 import { afterEach, describe, expect, test } from 'vitest';
-import { arrived, failOutboxWrites, openApp, pages, received, sleep, start, waitFor } from './helpers';
-
-const post = (message: object) => {
-  const channel = new BroadcastChannel('rerun-analytics');
-  channel.postMessage(message);
-  channel.close();
-};
-
-/** Holds a readwrite transaction over both stores (a chain of gets) until released; `during` runs inside it first. */
-async function block(during?: (tx: IDBTransaction) => void) {
-  const dbx = await new Promise<IDBDatabase>((res, rej) => {
-    const r = indexedDB.open('rerun-analytics');
-    r.onsuccess = () => res(r.result);
-    r.onerror = () => rej(r.error);
-  });
-  const tx = dbx.transaction(['config', 'outbox'], 'readwrite');
-  let held = true;
-  const done = new Promise<void>((res) => (tx.oncomplete = tx.onabort = () => res()));
-  await new Promise<void>((started) => {
-    let first = true;
-    const spin = () => {
-      const r = tx.objectStore('config').get('__spin');
-      r.onsuccess = () => {
-        if (first) (first = false), during?.(tx), started();
-        if (held) spin();
-      };
-    };
-    spin();
-  });
-  const blocker = {
-    async release() {
-      blocks.delete(blocker);
-      held = false;
-      await done;
-      dbx.close();
-    },
-  };
-  blocks.add(blocker);
-  return blocker;
-}
-const blocks = new Set<{ release(): Promise<void> }>();
+import { arrived, failOutboxWrites, holdStorage, openApp, pages, post, received, sleep, start, waitFor } from './helpers';
 
 const opened = new Set<string>();
 afterEach(async () => {
-  for (const b of [...blocks]) await b.release();
   for (const id of [...opened]) await pages.closePage(id).catch(() => undefined);
   opened.clear();
 });
@@ -69,13 +28,13 @@ describe('after a clear() elsewhere, nothing leaves before the re-read', () => {
     const { a } = await warm();
     const states: string[] = [];
     a.subscribe((s) => states.push(s.reason));
-    const b = await block();
+    const release = await holdStorage();
     post({ change: 'clear', choice: 'unset' });
     post({ change: 'metadata', choice: 'unset' });
     await sleep(50);
     expect(a.isEnabled()).toBe(false);
     expect(states.at(-1)).toBe('loading');
-    await b.release();
+    await release();
     await waitFor(() => a.isEnabled(), (on) => on, 5000);
   });
 });
@@ -155,15 +114,15 @@ describe('re-reading: liveness', () => {
 describe('re-reading: nothing is lost', () => {
   test.each([false, true])('an event staged while a list is under way, then (message: %s), then a failing write: kept in memory, delivered', async (message) => {
     const { a, key } = await warm();
-    const b = await block();
-    void a.flush(); // a pass: its list waits behind the block
+    const release = await holdStorage();
+    void a.flush(); // a pass: its list waits behind the held storage
     await sleep(50);
     a.record('help-button-clicked');
     a.audit(); // judged now: staged, to be written after the list
     if (message) post({ change: 'metadata', choice: 'unset' });
     await sleep(50);
     const restore = failOutboxWrites();
-    await b.release();
+    await release();
     await sleep(500);
     const mid = await a.config();
     restore();

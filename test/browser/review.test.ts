@@ -2,15 +2,10 @@
 // opt-out be undone, or threw.
 import { describe, expect, test } from 'vitest';
 import { createAnalytics, hashed } from '../../src';
-import { arrived, failNext, failOutboxWrites, openApp, pages, received, sleep, start, waitFor, storedConfig, storeConfig } from './helpers';
+import { arrived, failNext, failOutboxWrites, openApp, pages, post, received, sleep, start, waitFor, storedConfig, storeConfig } from './helpers';
 import { SAMPLES } from './samples';
 
 const storedId = async () => (await storedConfig())!.analyticsId;
-const post = (message: object) => {
-  const channel = new BroadcastChannel('rerun-analytics');
-  channel.postMessage(message);
-  channel.close();
-};
 
 describe('module-owned properties cannot be supplied by the caller', () => {
   test('rerun_url, hashed_root_domain and app_env from record() or recordNative() are replaced', async () => {

@@ -3,13 +3,10 @@
 // resolved. Before the fix, A answered the opt-out's caller at once and B, hearing only "enabled",
 // neither aborted nor dropped: B's request arrived up to 2 s after both calls resolved.
 import { afterEach, describe, expect, test } from 'vitest';
-import { outboxEntries, openApp, pages, received, sleep, start, waitFor } from './helpers';
+import { holdStorage, outboxEntries, openApp, pages, received, sleep, start, waitFor } from './helpers';
 
 const opened = new Set<string>();
-const blocks = new Set<() => Promise<void>>();
 afterEach(async () => {
-  for (const b of [...blocks]) await b();
-  blocks.clear();
   for (const id of [...opened]) await pages.closePage(id).catch(() => undefined);
   opened.clear();
 });
@@ -78,26 +75,13 @@ describe('an opt-out replaced at once by an opt-in while another tab has a reque
     const { key, b, a } = await setup('&flush=60000');
     await evalIn(b, `for (let i = 0; i < 3; i++) analytics.record('help-button-clicked'); 0`);
     await waitFor(() => outboxEntries(), (x) => x.filter((e) => e.name === 'help-button-clicked').length >= 3, 10_000);
-    // Hold storage: a readwrite transaction over both stores, spinning.
-    const dbx = await new Promise<IDBDatabase>((res, rej) => {
-      const r = indexedDB.open('rerun-analytics');
-      r.onsuccess = () => res(r.result);
-      r.onerror = () => rej(r.error);
-    });
-    const tx = dbx.transaction(['config', 'outbox'], 'readwrite');
-    let held = true;
-    const done = new Promise<void>((res) => (tx.oncomplete = tx.onabort = () => res()));
-    const spin = () => (tx.objectStore('config').get('__spin').onsuccess = () => void (held && spin()));
-    spin();
-    const release = async () => ((held = false), await done, dbx.close());
-    blocks.add(release);
+    const release = await holdStorage();
     await evalIn(b, `void analytics.flush(); 0`); // B's list waits behind the block
     await sleep(300);
     let resolvedAt = 0;
     const off = a.setEnabled(false).then(() => void (resolvedAt = Date.now()));
     const on = toggle ? a.setEnabled(true) : Promise.resolve();
     await sleep(200);
-    blocks.delete(release);
     await release();
     await on;
     await off;

@@ -369,46 +369,34 @@ function heal(w: World): void {
 // ---- the property ---------------------------------------------------------------------------------
 
 const tabArb = fc.nat(2);
-const actionArb: fc.Arbitrary<Action> = fc.oneof(
-  { weight: 6, arbitrary: fc.record({ a: fc.constant('record' as const), tab: tabArb, n: fc.integer({ min: 1, max: 3 }) }) },
-  { weight: 2, arbitrary: fc.record({ a: fc.constant('choice' as const), tab: tabArb, enabled: fc.boolean() }) },
-  { weight: 1, arbitrary: fc.record({ a: fc.constant('clear' as const), tab: tabArb }) },
-  { weight: 1, arbitrary: fc.record({ a: fc.constant('metadata' as const), tab: tabArb, keys: fc.integer({ min: 1, max: 40 }) }) },
-  { weight: 2, arbitrary: fc.record({ a: fc.constant('flush' as const), tab: tabArb }) },
-  { weight: 12, arbitrary: fc.record({ a: fc.constant('storage' as const), tab: tabArb, ok: fc.nat(9).map((n) => n > 1), late: fc.nat(4).map((n) => n === 0) }) },
-  { weight: 6, arbitrary: fc.record({ a: fc.constant('message' as const), tab: tabArb, lose: fc.nat(9).map((n) => n === 0) }) },
-  { weight: 2, arbitrary: fc.record({ a: fc.constant('arrive' as const), tab: tabArb }) },
-  { weight: 5, arbitrary: fc.record({ a: fc.constant('answer' as const), tab: tabArb, status: fc.constantFrom(200, 204, 301, 302, 400, 429, 503, 0, -1, 1) }) },
-  { weight: 5, arbitrary: fc.record({ a: fc.constant('advance' as const), ms: fc.constantFrom(10, 60, 1000, 4000, 31_000) }) },
-  { weight: 1, arbitrary: fc.record({ a: fc.constant('clock' as const), ms: fc.constantFrom(-3_600_000, 3_600_000, -60_000) }) },
-  { weight: 1, arbitrary: fc.record({ a: fc.constant('crash' as const), tab: tabArb }) },
-  { weight: 1, arbitrary: fc.record({ a: fc.constant('page' as const), tab: tabArb, page: fc.constantFrom('hidden' as const, 'shown' as const, 'closing' as const, 'restored' as const) }) },
-  { weight: 3, arbitrary: fc.record({ a: fc.constant('transport' as const), tab: tabArb, result: fc.constantFrom('ready' as const, 'ready' as const, 'failed' as const, 'hung' as const) }) },
-  { weight: 1, arbitrary: fc.constant({ a: 'wipe' as const }) },
-  { weight: 1, arbitrary: fc.constant({ a: 'upgrade' as const }) },
-  { weight: 1, arbitrary: fc.record({ a: fc.constant('gpc' as const), on: fc.boolean() }) },
-);
+/** Every action, `w` saying how often each comes; `storage`: how a storage step ends (ok or failed, now or late). */
+function actionsOf(w: Record<Action['a'], number>, storage: { ok: fc.Arbitrary<boolean>; late: fc.Arbitrary<boolean> }): fc.Arbitrary<Action> {
+  return fc.oneof(
+    { weight: w.record, arbitrary: fc.record({ a: fc.constant('record' as const), tab: tabArb, n: fc.integer({ min: 1, max: 3 }) }) },
+    { weight: w.choice, arbitrary: fc.record({ a: fc.constant('choice' as const), tab: tabArb, enabled: fc.boolean() }) },
+    { weight: w.clear, arbitrary: fc.record({ a: fc.constant('clear' as const), tab: tabArb }) },
+    { weight: w.metadata, arbitrary: fc.record({ a: fc.constant('metadata' as const), tab: tabArb, keys: fc.integer({ min: 1, max: 40 }) }) },
+    { weight: w.flush, arbitrary: fc.record({ a: fc.constant('flush' as const), tab: tabArb }) },
+    { weight: w.storage, arbitrary: fc.record({ a: fc.constant('storage' as const), tab: tabArb, ...storage }) },
+    { weight: w.message, arbitrary: fc.record({ a: fc.constant('message' as const), tab: tabArb, lose: fc.nat(9).map((n) => n === 0) }) },
+    { weight: w.arrive, arbitrary: fc.record({ a: fc.constant('arrive' as const), tab: tabArb }) },
+    { weight: w.answer, arbitrary: fc.record({ a: fc.constant('answer' as const), tab: tabArb, status: fc.constantFrom(200, 204, 301, 302, 400, 429, 503, 0, -1, 1) }) },
+    { weight: w.advance, arbitrary: fc.record({ a: fc.constant('advance' as const), ms: fc.constantFrom(10, 60, 1000, 4000, 31_000) }) },
+    { weight: w.clock, arbitrary: fc.record({ a: fc.constant('clock' as const), ms: fc.constantFrom(-3_600_000, 3_600_000, -60_000) }) },
+    { weight: w.crash, arbitrary: fc.record({ a: fc.constant('crash' as const), tab: tabArb }) },
+    { weight: w.page, arbitrary: fc.record({ a: fc.constant('page' as const), tab: tabArb, page: fc.constantFrom('hidden' as const, 'shown' as const, 'closing' as const, 'restored' as const) }) },
+    { weight: w.transport, arbitrary: fc.record({ a: fc.constant('transport' as const), tab: tabArb, result: fc.constantFrom('ready' as const, 'ready' as const, 'failed' as const, 'hung' as const) }) },
+    { weight: w.upgrade, arbitrary: fc.constant({ a: 'upgrade' as const }) },
+    { weight: w.wipe, arbitrary: fc.constant({ a: 'wipe' as const }) },
+    { weight: w.gpc, arbitrary: fc.record({ a: fc.constant('gpc' as const), on: fc.boolean() }) },
+  );
+}
 
-/** The same actions, weighted towards what moves events: storage answers (a third of them late), requests, messages. */
-const busyArb: fc.Arbitrary<Action> = fc.oneof(
-  { weight: 6, arbitrary: fc.record({ a: fc.constant('record' as const), tab: tabArb, n: fc.integer({ min: 1, max: 3 }) }) },
-  { weight: 2, arbitrary: fc.record({ a: fc.constant('choice' as const), tab: tabArb, enabled: fc.boolean() }) },
-  { weight: 1, arbitrary: fc.record({ a: fc.constant('clear' as const), tab: tabArb }) },
-  { weight: 3, arbitrary: fc.record({ a: fc.constant('metadata' as const), tab: tabArb, keys: fc.integer({ min: 1, max: 40 }) }) },
-  { weight: 2, arbitrary: fc.record({ a: fc.constant('flush' as const), tab: tabArb }) },
-  { weight: 20, arbitrary: fc.record({ a: fc.constant('storage' as const), tab: tabArb, ok: fc.nat(19).map((n) => n > 0), late: fc.nat(2).map((n) => n === 0) }) },
-  { weight: 6, arbitrary: fc.record({ a: fc.constant('message' as const), tab: tabArb, lose: fc.nat(9).map((n) => n === 0) }) },
-  { weight: 4, arbitrary: fc.record({ a: fc.constant('arrive' as const), tab: tabArb }) },
-  { weight: 8, arbitrary: fc.record({ a: fc.constant('answer' as const), tab: tabArb, status: fc.constantFrom(200, 204, 301, 302, 400, 429, 503, 0, -1, 1) }) },
-  { weight: 5, arbitrary: fc.record({ a: fc.constant('advance' as const), ms: fc.constantFrom(10, 60, 1000, 4000, 31_000) }) },
-  { weight: 1, arbitrary: fc.record({ a: fc.constant('clock' as const), ms: fc.constantFrom(-3_600_000, 3_600_000, -60_000) }) },
-  { weight: 1, arbitrary: fc.record({ a: fc.constant('crash' as const), tab: tabArb }) },
-  { weight: 1, arbitrary: fc.record({ a: fc.constant('page' as const), tab: tabArb, page: fc.constantFrom('hidden' as const, 'shown' as const, 'closing' as const, 'restored' as const) }) },
-  { weight: 6, arbitrary: fc.record({ a: fc.constant('transport' as const), tab: tabArb, result: fc.constantFrom('ready' as const, 'ready' as const, 'failed' as const, 'hung' as const) }) },
-  { weight: 1, arbitrary: fc.constant({ a: 'upgrade' as const }) },
-  { weight: 1, arbitrary: fc.constant({ a: 'wipe' as const }) },
-  { weight: 1, arbitrary: fc.record({ a: fc.constant('gpc' as const), on: fc.boolean() }) },
-);
+const WEIGHTS = { record: 6, choice: 2, clear: 1, metadata: 1, flush: 2, storage: 12, message: 6, arrive: 2, answer: 5, advance: 5, clock: 1, crash: 1, page: 1, transport: 3, wipe: 1, upgrade: 1, gpc: 1 };
+/** Storage fails 2 steps in 10; 1 in 5 hands its result over late. */
+const actionArb = actionsOf(WEIGHTS, { ok: fc.nat(9).map((n) => n > 1), late: fc.nat(4).map((n) => n === 0) });
+/** Weighted towards what moves events: storage answers (1 in 20 failing, a third of them late), requests, messages. */
+const busyArb = actionsOf({ ...WEIGHTS, metadata: 3, storage: 20, arrive: 4, answer: 8, transport: 6 }, { ok: fc.nat(19).map((n) => n > 0), late: fc.nat(2).map((n) => n === 0) });
 
 function run(tabs: number, actions: Action[], consentOnly = false): void {
   const w = newWorld(tabs, consentOnly);
