@@ -51,7 +51,7 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'node',
-          include: ['test/node/**/*.test.ts'],
+          include: ['test/node/**/*.test.ts', 'test/model/**/*.test.ts'],
           environment: 'node',
           globalSetup: ['test/pack-setup.ts'],
         },

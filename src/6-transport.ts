@@ -22,8 +22,11 @@ export interface Answer {
 }
 
 export interface Transport {
-  /** One request carrying `batch`; resolves with the endpoint's answer, never rejects. */
-  send(batch: WireEvent[], signal: AbortSignal): Promise<Answer>;
+  /**
+   * One request carrying `batch`; resolves with the endpoint's answer, never rejects. Started only
+   * if `mayStart()` still says so once its body is built (a page busy past its deadline sends nothing).
+   */
+  send(batch: WireEvent[], signal: AbortSignal, mayStart?: () => boolean): Promise<Answer>;
   /**
    * The page is closing: one keepalive request carrying `batch`, issued synchronously (compressed
    * on the spot), which the browser completes after the page is gone. Nobody reads its answer.
@@ -171,9 +174,10 @@ async function connect(opts: TransportOptions, starting: Promise<PostHogPrivate>
     });
 
   return {
-    async send(batch, signal) {
+    async send(batch, signal, mayStart = () => true) {
       const envelope = { api_key: opts.projectKey, batch, sent_at: new Date().toISOString() };
       const body = await Promise.resolve().then(() => gzipped(JSON.stringify(envelope))).catch(() => undefined); // else posthog-js gzips it
+      if (signal.aborted || !mayStart()) return { status: 0, quotaLimited: false, error: signal.aborted ? 'aborted before it started' : 'not started: the page was busy past its deadline' };
       return new Promise<Answer>((resolve) => {
         // If posthog-js ever stops calling back, the outbox must not wait forever: no answer, retry later.
         const watchdog = setTimeout(() => resolve({ status: 0, quotaLimited: false, error: 'posthog-js gave no answer' }), REQUEST_TIMEOUT_MS + 5000);

@@ -75,6 +75,7 @@ export function createAnalytics<const E extends Catalog = Record<never, never>>(
   const listeners = new Set<(s: AnalyticsState) => void>();
   let core: Core | undefined;
   let closed = false;
+  let unkept = false; // an opt-out the facade could not journal: the stages store it
 
   const intake = createIntake(() => core?.take(true)); // a burst is judged a slice per task
   const notify = (state: AnalyticsState) => {
@@ -102,6 +103,7 @@ export function createAnalytics<const E extends Catalog = Record<never, never>>(
         try {
           stages ??= browser ? await import('./core.js') : await import('./inert.js');
           core = stages.startCore(opts, notify, intake);
+          if (unkept) void core.setEnabled(false);
           firstTry();
           // What was recorded meanwhile: under a policy that forbade it, never judged (the tag may be gone by now).
           if (forbidden) core.refuse('embedder-policy');
@@ -133,9 +135,10 @@ export function createAnalytics<const E extends Catalog = Record<never, never>>(
     setEnabled(enabled: boolean) {
       // What was recorded before the change is judged before it (an opt-out then ends it, an opt-in does not carry it over).
       if (core || enabled === true) return withCore((c) => (c.take(), c.setEnabled(enabled)));
-      // Without the stages (loading, or their chunk 404s): an opt-out is stored from here, now; the stages apply it too when they come.
-      if (loaded) void withCore((c) => c.setEnabled(false));
-      return storeOptOut();
+      // Without the stages (loading, or their chunk 404s): an opt-out is journaled from here, now;
+      // every tab's next storage op applies it, the stages' first read too.
+      unkept ||= !storeOptOut();
+      return Promise.resolve();
     },
     enable: () => instance.setEnabled(true),
     disable: () => instance.setEnabled(false),

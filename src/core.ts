@@ -12,10 +12,11 @@ import type { ConsentState, Reason } from './3-consent-gate.js';
 import { loadTransport, HungTransport, UnusableTransport, type Transport } from './6-transport.js';
 import { createAudit, type AuditEntry } from './7-audit.js';
 import { CATALOG, type Catalog } from './catalog.js';
-import { gate } from './decide/consent.js';
-import { delivers } from './decide/delivery.js';
-import { initialState, step } from './decide/step.js';
-import type { Effect, Fact, Input, State } from './decide/types.js';
+import { LOCK, JOURNAL_EVENTS } from './core/contract.js';
+import { gate } from './core/consent.js';
+import { delivers } from './core/delivery.js';
+import { initialState, step } from './core/step.js';
+import type { Effect, Fact, Input, State, TransportState } from './core/types.js';
 import { disclosure } from './disclosure.js';
 import { lead, type Leadership } from './drain-lock.js';
 import { fromNative, nativeName } from './native.js';
@@ -23,10 +24,10 @@ import type { ResolvedOptions } from './options.js';
 import { safeString } from './plain.js';
 import { locationProps } from './root-domain.js';
 import { readSignals } from './signals.js';
-import { forgetLegacy, newAnalyticsId, openStorage, outboxSize, plainMetadata, runStorageOp, type Metadata, type Storage, type Where } from './store.js';
+import { forgetLegacy, journalLeaving, newAnalyticsId, openStorage, outboxSize, plainMetadata, runStorageOp, type Metadata, type Storage, type Where } from './store.js';
 import { connectTabs } from './tabs.js';
 
-export { HOLD_CAPACITY } from './decide/delivery.js';
+export { HOLD_CAPACITY } from './core/delivery.js';
 
 export interface DeliveryStatus {
   /** Where pending events wait: IndexedDB, or (it failed) this tab's memory. */
@@ -37,7 +38,7 @@ export interface DeliveryStatus {
   pending: number;
   /** This tab is the one delivering the shared outbox. */
   delivering: boolean;
-  transport: State['transport'];
+  transport: TransportState['state'];
   transportProblem?: string;
   /** The last failed request, and when the next attempt is due (ISO 8601). */
   lastError?: string;
@@ -104,14 +105,12 @@ export function startCore(opts: ResolvedOptions, notify: (state: ConsentState) =
   const st = initialState(
     { projectKey: opts.projectKey, apiHost: opts.apiHost, intervalMs: opts.flushIntervalMs, firstRunGrace: opts.firstRunGrace, respectPrivacySignals: opts.respectPrivacySignals, devBuild: opts.devBuild, force: opts.force, embedderPolicyOff: opts.embedderPolicy === 'off', sessionId, writeChunk: WRITE_CHUNK, batch: BATCH },
     clock(),
-    Date.now(),
-    readSignals(),
   );
-  st.config.analyticsId = newAnalyticsId(); // never stored nor sent: shown until the stored one is read
+  const shownId = newAnalyticsId(); // never stored nor sent: shown until the stored one is read
   // A page going away judges what it still holds now: no later task may run (a sliced burst would be lost).
   const shell = createShell(st, opts, db, where, audit, notify, () => core.take());
   const judge = createJudge(catalog, opts, audit);
-  const now = () => gate({ ...st, signals: readSignals() }); // a meta tag added since the last change counts too
+  const now = () => gate({ st, signals: readSignals() }); // a meta tag added since the last change counts too
 
   // What was recorded is judged a slice (≤ SLICE_MS) per task of our own, never in the host's
   // task: the host's frame keeps only its record() calls. Asked for now (audit(), shutdown(), a
@@ -143,10 +142,11 @@ export function startCore(opts: ResolvedOptions, notify: (state: ConsentState) =
     setEnabled: (enabled) => shell.ask((ask) => ({ type: 'set-choice', enabled, ask })),
     async config() {
       await shell.ready;
-      const size = st.mode === 'indexeddb' ? await outboxSize(db).catch(() => undefined) : undefined;
+      const size = st.outbox.stranded ? undefined : await outboxSize(db).catch(() => undefined);
       const { enabled: on, reason } = now();
-      const enabled = on && !st.closed; // as isEnabled(): off once shut down
-      return { analyticsId: st.config.analyticsId, sessionId, enabled, reason, metadata: { ...st.config.metadata }, storage: st.unreadable ? 'unavailable' : 'indexeddb', delivery: deliveryStatus(st, size?.count) };
+      const enabled = on && st.page !== 'closed'; // as isEnabled(): off once shut down
+      const { config, known } = st.consent;
+      return { analyticsId: config.analyticsId || shownId, sessionId, enabled, reason, metadata: { ...config.metadata }, storage: known.k === 'unreadable' ? 'unavailable' : 'indexeddb', delivery: deliveryStatus(st, size?.count) };
     },
     audit: () => audit.entries(),
     clear: () => (forgetLegacy(), shell.ask((ask) => ({ type: 'clear', analyticsId: newAnalyticsId(), ask }))),
@@ -230,15 +230,16 @@ function createJudge(catalog: Catalog, opts: ResolvedOptions, audit: ReturnType<
 
 function deliveryStatus(st: State, stored: number | undefined): DeliveryStatus {
   const wallOf = (mono: number) => new Date(Date.now() + (mono - clock())).toISOString();
+  const retry = st.timers.retry;
   return {
-    outbox: st.mode,
-    ...(st.modeProblem ? { outboxProblem: st.modeProblem } : {}),
-    pending: stored ?? st.known.size,
-    delivering: delivers(st),
-    transport: st.transport,
-    ...(st.transportProblem ? { transportProblem: st.transportProblem } : {}),
+    outbox: st.outbox.stranded ? 'memory' : 'indexeddb',
+    ...(st.outbox.stranded ? { outboxProblem: st.outbox.stranded } : {}),
+    pending: stored ?? st.outbox.known.size,
+    delivering: delivers({ st, fx: [], now: clock(), wall: Date.now(), signals: readSignals(), random: 0 }),
+    transport: st.transport.state,
+    ...(st.transport.problem ? { transportProblem: st.transport.problem } : {}),
     ...(st.lastError ? { lastError: st.lastError } : {}),
-    ...(st.retryAt > clock() ? { nextAttempt: wallOf(st.retryAt) } : {}),
+    ...(retry !== undefined && retry > clock() ? { nextAttempt: wallOf(retry) } : {}),
   };
 }
 
@@ -263,7 +264,7 @@ function createShell(st: State, opts: ResolvedOptions, db: Storage, where: Where
     try {
       while (queue.length && !io.stopped) {
         const { effects } = step(st, { ...queue.shift()!, now: clock(), wall: Date.now(), signals: readSignals(), random: Math.random() } as Fact);
-        if (st.loaded || st.unreadable) becameReady();
+        if (st.consent.known.k !== 'unread') becameReady();
         for (const effect of effects) run(effect);
       }
     } finally {
@@ -321,22 +322,23 @@ interface ShellParts {
 function effectHandlers({ opts, db, where, audit, notify, feed, io, tabs, stop }: ShellParts): { [K in Effect['type']]: (e: Extract<Effect, { type: K }>) => void } {
   return {
     storage(e) {
-      const run = () => void runStorageOp(db, where, e.op).then((result) => feed({ type: 'stored', id: e.id, op: e.op, seq: e.seq, result }));
+      const run = () => void runStorageOp(db, where, e.op).then((result) => feed({ type: 'stored', id: e.id, op: e.op, result }));
       // What moves many entries (a put or a read clones every value on the main thread) starts in a
-      // task of its own; a read or change of the config (the user's choice) at once, as does a
-      // closing page's write (now or never).
-      const bulky = e.op.op === 'list' || e.op.op === 'remove' || (e.op.op === 'add' && !e.op.closing);
+      // task of its own; a read or change of the config (the user's choice) at once.
+      const bulky = e.op.op === 'list' || e.op.op === 'remove' || e.op.op === 'add';
       if (bulky) nextTask(run);
       else run();
     },
+    journal: (e) => journalLeaving(db, where.sessionId, e.entries, e.changes),
     send(e) {
       const controller = new AbortController();
       io.requests.set(e.id, controller);
       const transport = io.transport;
       if (!transport) return void feed({ type: 'answer', id: e.id, status: 0, redirected: false, quotaLimited: false, error: 'no transport' });
       // Built in a task of its own: not after the list that read it (an abort meanwhile stops it).
+      // Not started past `by`: a page busy that long may have missed an opt-out elsewhere.
       nextTask(() =>
-        void transport.send(e.batch, controller.signal).then((answer) => {
+        void transport.send(e.batch, controller.signal, () => clock() <= e.by).then((answer) => {
           io.requests.delete(e.id);
           // Aborted (an opt-out): what was already written may still be on its way. Its answer, and
           // so this tab's in-flight mark that an opt-out elsewhere waits for, comes a moment later.
@@ -358,7 +360,7 @@ function effectHandlers({ opts, db, where, audit, notify, feed, io, tabs, stop }
     'load-transport': () => void load(opts, audit, io, feed),
     lead(e) {
       io.leadership?.resign();
-      io.leadership = e.lead ? lead(db, `rerun-analytics-drain ${opts.apiHost} ${opts.projectKey}`, where.sessionId, (leading) => feed({ type: 'lead', leading })) : undefined;
+      io.leadership = e.lead ? lead(db, `${LOCK} ${opts.apiHost} ${opts.projectKey}`, where.sessionId, (leading) => feed({ type: 'lead', leading })) : undefined;
     },
     notify: (e) => notify(e.state),
     done: (e) => (io.asks.get(e.ask)?.(), io.asks.delete(e.ask)),
@@ -402,6 +404,8 @@ function pageEvents(feed: (input: Input) => void, beforeLeave: () => void) {
     ['pagehide', () => (beforeLeave(), feed({ type: 'page', page: 'closing' }))],
     ['pageshow', (e) => (e as PageTransitionEvent).persisted && feed({ type: 'page', page: 'restored' })],
     ['online', () => feed({ type: 'online' })],
+    // Another page journaled what it had not written as it went away: the delivering tab takes it in.
+    ['storage', (e) => (e as StorageEvent).key?.startsWith(JOURNAL_EVENTS) && feed({ type: 'wrote', flush: false })],
   ];
   for (const [name, listener] of on) globalThis.addEventListener?.(name, listener);
   return { remove: () => on.forEach(([name, listener]) => globalThis.removeEventListener?.(name, listener)) };

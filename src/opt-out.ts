@@ -1,44 +1,28 @@
-// The user's "no" does not wait for code: when the stages' chunk is not there (still loading, or
-// a deploy in between made it 404), setEnabled(false) stores the opt-out from the startup facade
-// itself, in the shape store.ts reads, empties the outbox in the same transaction, and tells the
-// other tabs. Raw IndexedDB, no dependency: this rides in the host's startup bundle.
+// The user's "no" does not wait for code: when the stages' chunk is not there (still loading, a
+// 404 after a deploy, a page whose embedder forbids analytics), setEnabled(false) is kept by the
+// startup facade itself, as the storage contract says (core/contract.ts): a change with a cut in
+// its journal — one synchronous localStorage write, which any tab's next storage op applies before
+// anything else, once — and announced on the channel, so that every open tab ends at once what
+// was recorded before it. No IndexedDB code here: it rides in the host's startup bundle.
+import { CHANNEL, JOURNAL_CHANGE } from './core/names.js';
 
-/** Stores an opt-out and announces it; resolves when done, or when it cannot be done. Never rejects. */
-export function storeOptOut(): Promise<void> {
-  return new Promise<void>((resolve) => {
-    const done = () => {
-      try {
-        const channel = new BroadcastChannel('rerun-analytics');
-        channel.postMessage({ change: 'choice', choice: 'disabled' }); // tabs.ts: an opt-out applies at once
-        channel.close();
-      } catch {
-        // no BroadcastChannel: other tabs read it at their next start
-      }
-      resolve();
-    };
-    try {
-      const open = indexedDB.open('rerun-analytics'); // whatever version is there (a newer build's too)
-      open.onupgradeneeded = () => ['config', 'outbox'].forEach((s) => open.result.objectStoreNames.contains(s) || open.result.createObjectStore(s));
-      open.onerror = open.onblocked = done;
-      open.onsuccess = () => {
-        const db = open.result;
-        try {
-          const tx = db.transaction(['config', 'outbox'], 'readwrite');
-          const config = tx.objectStore('config');
-          const read = config.get('config');
-          read.onsuccess = () => {
-            config.put({ ...(read.result as object), choice: 'disabled', choiceTime: new Date().toISOString() }, 'config');
-            config.put({ count: 0, bytes: 0 }, 'outbox-size');
-            tx.objectStore('outbox').clear();
-          };
-          tx.oncomplete = tx.onerror = tx.onabort = () => (db.close(), done());
-        } catch {
-          db.close();
-          done();
-        }
-      };
-    } catch {
-      done(); // no IndexedDB: still told to the other tabs
-    }
-  });
+/** Journals and announces an opt-out; false if it could not be journaled (no localStorage). Never throws. */
+export function storeOptOut(): boolean {
+  const now = Date.now();
+  let kept = false;
+  try {
+    const id = `${now}-${Math.random().toString(36).slice(2)}`;
+    localStorage.setItem(JOURNAL_CHANGE + id, JSON.stringify({ choice: 'disabled', choiceTime: new Date(now).toISOString(), cutAt: now }));
+    kept = true;
+  } catch {
+    // no localStorage (sandboxed): the stages store it when they come
+  }
+  try {
+    const channel = new BroadcastChannel(CHANNEL);
+    channel.postMessage({ change: 'choice', choice: 'disabled', emptied: true }); // tabs.ts: an opt-out that ends what came before
+    channel.close();
+  } catch {
+    // no BroadcastChannel: other tabs read it at their next storage op
+  }
+  return kept;
 }

@@ -1,32 +1,44 @@
-// The shell's storage: IndexedDB, in a database of our own (never posthog-js's storage):
-//   config  the anonymous id, the user's choice, opt-in metadata; the outbox's size; the
-//           delivering tab's lease (drain-lock.ts) and in-flight marks
-//   outbox  events the consent gate accepted that have not been delivered yet
-// It carries out the core's storage ops (decide/types.ts), each in one transaction, and reports
-// what it found; the rules it applies inside them (applyChange, the bounds) are the core's.
-// An opt-out or clear() empties the outbox in the very transaction that stores it, and an add
-// is refused while the stored choice is off or names another id: the outbox never holds an
-// event the stored config forbids.
+// The shell's storage: the storage contract (core/contract.ts) kept on IndexedDB, in a database of
+// our own (never posthog-js's storage), and on localStorage for the journal (what must survive a
+// closing page, or a disk that refuses writes). Each storage op of the core runs in one
+// transaction and reports what it found; the rules it applies (the cut, the add rule, the bounds)
+// are the contract's.
 import { promisifyRequest } from 'idb-keyval';
 import { nanoid } from 'nanoid';
-import { applyChange, OUTBOX_LIMITS, plainMetadata, type OutboxEntry, type OutboxSize, type StoredConfig } from './decide/config.js';
-import type { StorageOp, StorageResult } from './decide/types.js';
+import {
+  ahead,
+  applyChange,
+  applyJournaled,
+  CONFIG,
+  CONFIG_KEY,
+  DB_NAME,
+  DB_VERSION,
+  EVENTS,
+  JOURNAL_CHANGE,
+  JOURNAL_EVENTS,
+  LEGACY_OUTBOX,
+  MARK,
+  MARK_MS,
+  NOT_BEFORE,
+  NOT_BEFORE_MAX_MS,
+  over,
+  refuses,
+  SIZE_KEY,
+  type ConfigChange,
+  type OutboxEntry,
+  type StorageOp,
+  type StorageResult,
+  type StoredConfig,
+} from './core/contract.js';
+import { plainMetadata } from './metadata.js';
 import { isRecord, safeString } from './plain.js';
 
-export type { Metadata, MetadataValue, OutboxEntry, OutboxSize, StoredConfig } from './decide/config.js';
+export type { Metadata, MetadataValue, OutboxEntry, StoredConfig } from './core/contract.js';
+export { CONFIG, DB_NAME, EVENTS, LEGACY_OUTBOX } from './core/contract.js';
 export { plainMetadata };
 
-export const DB_NAME = 'rerun-analytics';
-export const DB_VERSION = 3; // 1: config only (first versions); 2: + outbox (a record per event); 3: its UUID index (a record per write)
-export const CONFIG = 'config';
-export const OUTBOX = 'outbox';
-const CONFIG_KEY = 'config';
-const SIZE_KEY = 'outbox-size';
-/** The outbox's index of every record's UUIDs (multiEntry): which records hold an entry. */
+/** The outbox's index of every record's uuids (multiEntry): which records hold an entry. */
 const BY_UUID = 'uuid';
-/** A delivering tab marks what it is about to send (`flight:<session>`): no other tab evicts it. */
-const MARK = 'flight:';
-const MARK_MS = 45_000;
 /** The old web build's localStorage key: its id is adopted so existing users keep it. */
 export const LEGACY_KEY = 'rerun_config';
 /** IndexedDB can hang (a blocked upgrade, a wedged profile); past this we treat it as failed. */
@@ -39,8 +51,16 @@ export interface Storage {
   close(): void;
 }
 
+/** Who runs an op: a page load, for one endpoint; and the wall clock (marks are never trusted from the future). */
+export interface Where {
+  projectKey: string;
+  apiHost: string;
+  sessionId: string;
+  wall(): number;
+}
+
 /**
- * Our database, opened lazily once per instance; a failed or closed connection (another tab
+ * Our database, opened lazily once per instance; a failed or closed connection (a newer build
  * upgrading, site data cleared) is opened afresh on the next use. A newer build's higher version
  * is opened as it is, if it still has our stores. Every use is bounded by TIMEOUT_MS.
  */
@@ -53,11 +73,20 @@ export function openStorage(lost: () => void = () => undefined): Storage {
     opening.then(
       (db) => {
         if (closed) return db.close();
-        // Another tab upgrading to a newer version must not be blocked by us; nor a closed connection reused.
-        db.onversionchange = () => (db.close(), dbp === opening && (dbp = undefined), lost());
-        db.onclose = () => (dbp === opening && (dbp = undefined), lost()); // closed by the browser: site data cleared, or a disk error
+        const gone = () => {
+          if (dbp === opening) dbp = undefined;
+          lost();
+        };
+        // A newer build upgrading must not be blocked by us; nor a closed connection reused.
+        db.onversionchange = () => {
+          db.close();
+          gone();
+        };
+        db.onclose = gone; // closed by the browser: site data cleared, or a disk error
       },
-      () => dbp === opening && (dbp = undefined),
+      () => {
+        if (dbp === opening) dbp = undefined;
+      },
     );
     return opening;
   };
@@ -73,11 +102,7 @@ export function openStorage(lost: () => void = () => undefined): Storage {
           result = await work(tx);
           tx.commit?.(); // now, not at the end of the task: a closing page may not get another
         } catch (err) {
-          try {
-            tx.abort(); // all or nothing: never half a change
-          } catch {
-            // already finished
-          }
+          abort(tx); // all or nothing: never half a change
           throw err;
         }
         await done;
@@ -88,104 +113,160 @@ export function openStorage(lost: () => void = () => undefined): Storage {
     },
     close() {
       closed = true;
-      void dbp?.then((db) => db.close(), () => undefined);
+      void dbp?.then(
+        (db) => db.close(),
+        () => undefined,
+      );
       dbp = undefined;
     },
   };
+}
+
+function abort(tx: IDBTransaction): void {
+  try {
+    tx.abort();
+  } catch {
+    // already finished
+  }
 }
 
 function open(version: number | undefined): Promise<IDBDatabase> {
   const request = version === undefined ? indexedDB.open(DB_NAME) : indexedDB.open(DB_NAME, version); // throws where IndexedDB does not exist
   request.onupgradeneeded = () => {
     const db = request.result;
-    if (!db.objectStoreNames.contains(CONFIG)) db.createObjectStore(CONFIG);
-    const box = db.objectStoreNames.contains(OUTBOX) ? request.transaction!.objectStore(OUTBOX) : db.createObjectStore(OUTBOX);
-    if (!box.indexNames.contains(BY_UUID)) box.createIndex(BY_UUID, 'uuid', { multiEntry: true });
+    // The older builds' outbox is kept (their tabs may still be open); ours is a store of its own.
+    for (const name of [CONFIG, LEGACY_OUTBOX]) if (!db.objectStoreNames.contains(name)) db.createObjectStore(name);
+    if (!db.objectStoreNames.contains(EVENTS)) db.createObjectStore(EVENTS).createIndex(BY_UUID, 'uuid', { multiEntry: true });
   };
   return promisifyRequest(request).then((db) => {
-    if (db.objectStoreNames.contains(CONFIG) && db.objectStoreNames.contains(OUTBOX)) return db;
+    if (db.objectStoreNames.contains(CONFIG) && db.objectStoreNames.contains(EVENTS)) return db;
     db.close();
     throw new Error(`database "${DB_NAME}" version ${db.version} has no stores of ours`);
   });
 }
 
-const read = <T>(tx: IDBTransaction, store: string, key: IDBValidKey) => promisifyRequest(tx.objectStore(store).get(key)) as Promise<T | undefined>;
-
-export interface Where {
-  projectKey: string;
-  apiHost: string;
-  sessionId: string;
-  /** The wall clock, for marks (never trusted from the future). */
-  wall(): number;
-}
+const get = <T>(tx: IDBTransaction, store: string, key: IDBValidKey) => promisifyRequest(tx.objectStore(store).get(key)) as Promise<T | undefined>;
+const STORES = [CONFIG, EVENTS, LEGACY_OUTBOX];
+const errorOf = (err: unknown) => safeString(err instanceof Error ? `${err.name}: ${err.message}` : err).slice(0, 200);
 
 /** Carries out one storage op of the core; never rejects (a failure is `ok: false`). */
-export function runStorageOp(db: Storage, where: Where, op: StorageOp): Promise<StorageResult> {
-  const work = async (tx: IDBTransaction): Promise<StorageResult> => {
-    if (op.op === 'add' && op.closing) return putNow(tx, op.entries);
-    const { config, created } = await configOf(tx, where.sessionId);
-    if (op.op === 'read') return { ok: true, config, created, othersFlying: (await marked(tx, where.wall(), where.sessionId)).size > 0 };
-    if (op.op === 'change') return change(tx, where, config, created, op);
-    if (op.op === 'add') return add(tx, where, config, created, op.entries);
-    if (op.op === 'list') return list(tx, where, config, created, op.limit);
-    await remove(tx, where, op.uuids, op.unmark);
-    return { ok: true, config, created };
-  };
-  return db.transaction([CONFIG, OUTBOX], 'readwrite', work).catch((err: unknown) => ({ ok: false, error: safeString(err instanceof Error ? err.message : err).slice(0, 200) }));
+export async function runStorageOp(db: Storage, where: Where, op: StorageOp): Promise<StorageResult> {
+  const journaled = journaledChanges();
+  try {
+    const result = await db.transaction(STORES, 'readwrite', (tx) => inTransaction(tx, where, op, journaled));
+    afterCommit(result, journaled);
+    return result;
+  } catch (err) {
+    if (op.op === 'change' && op.change.cutAt !== undefined) return keepChange(db, where, op.change, journaled, err);
+    if (op.op === 'read') return readOnly(db, where, journaled, err);
+    return { ok: false, error: errorOf(err) };
+  }
 }
 
-/** The stored config; created (or migrated) if missing: a first start, or site data cleared. */
-async function configOf(tx: IDBTransaction, sessionId: string): Promise<{ config: StoredConfig; created: boolean }> {
-  const raw = await read<Record<string, unknown>>(tx, CONFIG, CONFIG_KEY);
-  const stored = normalize(raw);
-  if (stored && stored.analyticsId !== raw?.analyticsId) tx.objectStore(CONFIG).put(stored, CONFIG_KEY); // an id made now is kept, once
-  if (stored) return { config: stored, created: false };
-  const config = firstConfig(sessionId);
-  tx.objectStore(CONFIG).put(config, CONFIG_KEY);
-  return { config, created: true };
+type Journaled = [string, ConfigChange][];
+type Taken = Pick<StorageResult, 'dropped' | 'refused'> & { journal?: string[] };
+
+async function inTransaction(tx: IDBTransaction, where: Where, op: StorageOp, journaled: Journaled): Promise<StorageResult & { journal?: string[] }> {
+  const { config, created } = await configOf(tx, where.sessionId, journaled, true);
+  if (op.op === 'read') return { ok: true, config, created, ...(await takeJournaled(tx, config, where)), othersFlying: (await marked(tx, where.wall(), where.sessionId)).size > 0 };
+  if (op.op === 'change') return change(tx, where, config, created, op.change);
+  if (op.op === 'add') return { ok: true, config, created, ...(await add(tx, where, config, op.entries)) };
+  if (op.op === 'list') return list(tx, where, config, created, op);
+  await remove(tx, where, op);
+  return { ok: true, config, created };
 }
 
-async function change(tx: IDBTransaction, where: Where, old: StoredConfig, created: boolean, op: StorageOp & { op: 'change' }): Promise<StorageResult> {
-  const config = applyChange(old, op.change);
+/** Once committed: the journaled events taken in, and the journaled changes the config now holds, are forgotten. */
+function afterCommit(result: StorageResult & { journal?: string[] }, journaled: Journaled): void {
+  for (const key of result.journal ?? []) forget(key);
+  for (const [id] of journaled) if (result.config?.applied?.includes(id)) forget(JOURNAL_CHANGE + id);
+  delete result.journal;
+}
+
+/** The stored config, created (or adopted from the old web build) if missing; journaled changes applied, and written when `write`. */
+async function configOf(tx: IDBTransaction, sessionId: string, journaled: Journaled, write: boolean): Promise<{ config: StoredConfig; created: boolean }> {
+  const raw = await get<Record<string, unknown>>(tx, CONFIG, CONFIG_KEY);
+  let config = normalize(raw);
+  const created = !config;
+  config ??= firstConfig(sessionId);
+  const read = config;
+  for (const [id, change] of journaled) config = applyJournaled(config, id, change);
+  const repaired = !created && read.analyticsId !== raw?.analyticsId; // an id made now is kept, once
+  if (write && (created || repaired || config !== read)) tx.objectStore(CONFIG).put(config, CONFIG_KEY);
+  return { config, created };
+}
+
+async function change(tx: IDBTransaction, where: Where, old: StoredConfig, created: boolean, ch: ConfigChange): Promise<StorageResult> {
+  const config = applyChange(old, ch);
   tx.objectStore(CONFIG).put(config, CONFIG_KEY);
-  if (!op.empty) return { ok: true, config, created };
-  const all = await stored(tx);
-  const flying = await marked(tx, where.wall());
+  if (ch.cutAt === undefined) return { ok: true, config, created };
+  return { ok: true, config, created, ...(await empty(tx, where)) };
+}
+
+/** Empties the outbox (ours and the older builds'): what it held, which of it other tabs had marked. Deletes only. */
+async function empty(tx: IDBTransaction, where: Where): Promise<Pick<StorageResult, 'dropped' | 'flying' | 'othersFlying'>> {
+  const dropped = [...(await stored(tx, EVENTS)), ...(await stored(tx, LEGACY_OUTBOX))];
   const others = await marked(tx, where.wall(), where.sessionId);
-  tx.objectStore(OUTBOX).clear();
-  tx.objectStore(CONFIG).put({ count: 0, bytes: 0 }, SIZE_KEY);
-  return { ok: true, config, created, othersFlying: others.size > 0, dropped: all.filter((e) => !flying.has(e.uuid)) }; // those in flight are their sender's to report
+  tx.objectStore(EVENTS).clear();
+  tx.objectStore(LEGACY_OUTBOX).clear();
+  tx.objectStore(CONFIG).delete(SIZE_KEY); // recounted: zero
+  return { dropped, flying: dropped.filter((e) => others.has(e.uuid)).map((e) => e.uuid), othersFlying: others.size > 0 };
 }
 
 /**
- * A closing page's write: one put issued in this task (no read to wait for). Whoever lists the
- * entries judges them (id, cut and choice included); the size is recounted by the next op.
+ * A change with a cut that IndexedDB refused (a full disk refuses every put): kept in the journal,
+ * and the outbox emptied by a transaction that only deletes. Every later read applies it.
  */
-function putNow(tx: IDBTransaction, entries: OutboxEntry[]): StorageResult {
-  putBatch(tx, entries);
-  tx.objectStore(CONFIG).delete(SIZE_KEY);
-  return { ok: true };
+async function keepChange(db: Storage, where: Where, ch: ConfigChange, journaled: Journaled, err: unknown): Promise<StorageResult> {
+  const id = nanoid();
+  if (!journal(JOURNAL_CHANGE + id, ch)) return { ok: false, error: errorOf(err) };
+  try {
+    return await db.transaction(STORES, 'readwrite', async (tx) => {
+      const { config, created } = await configOf(tx, where.sessionId, journaled, false);
+      return { ok: true, config: applyJournaled(config, id, ch), created, journaled: true, ...(await empty(tx, where)) };
+    });
+  } catch (again) {
+    // The journal keeps it (every read applies it), but the outbox could not be emptied: when unsure, say it failed.
+    return { ok: false, error: errorOf(again) };
+  }
 }
 
-/** Adds entries recorded under the stored id while the stored choice is not off; past the bounds, the oldest not in flight go. */
-async function add(tx: IDBTransaction, where: Where, config: StoredConfig, created: boolean, entries: OutboxEntry[]): Promise<StorageResult> {
-  const refused = entries.filter((e) => config.choice === 'disabled' || e.distinctId !== config.analyticsId || (e.cut ?? 0) !== (config.cut ?? 0)).map((e) => e.uuid);
+/** A read whose transaction failed (a full disk refuses the config's put): the config as it is, journaled changes over it. */
+async function readOnly(db: Storage, where: Where, journaled: Journaled, err: unknown): Promise<StorageResult> {
+  try {
+    return await db.transaction([CONFIG], 'readonly', async (tx) => {
+      const raw = await get(tx, CONFIG, CONFIG_KEY);
+      if (!normalize(raw)) throw err; // no config to read: the failure stands
+      const { config } = await configOf(tx, where.sessionId, journaled, false);
+      return { ok: true, config, created: false, othersFlying: (await marked(tx, where.wall(), where.sessionId)).size > 0 };
+    });
+  } catch {
+    return { ok: false, error: errorOf(err) };
+  }
+}
+
+/** Entries under the add rule, skipping what is stored already; past the bounds, the oldest not marked go. */
+async function add(tx: IDBTransaction, where: Where, config: StoredConfig, entries: OutboxEntry[]): Promise<Taken> {
+  const refused = entries.filter((e) => refuses(config, e));
+  const kept = entries.filter((e) => !refused.includes(e));
+  // Written once: a write may come again (a page back from the back/forward cache, a journal taken in).
+  const seen = new Set(await storedOf(tx, kept));
+  const fresh = kept.filter((e) => !seen.has(e.uuid) && Boolean(seen.add(e.uuid)));
   const size = await sizeOf(tx);
-  // Written once: a write may come again (a tab back from memory mode, a page back from the
-  // back/forward cache after its closing write put the same entries), and is then skipped.
-  const skip = new Set([...refused, ...(await storedOf(tx, entries))]);
-  const fresh = entries.filter((e) => !skip.has(e.uuid));
   putBatch(tx, fresh);
-  for (const e of fresh) (size.count++, (size.bytes += e.bytes));
+  for (const e of fresh) {
+    size.count++;
+    size.bytes += e.bytes;
+  }
   const dropped = over(size) ? await evict(tx, size, await marked(tx, where.wall())) : [];
   tx.objectStore(CONFIG).put(size, SIZE_KEY);
-  return { ok: true, config, created, dropped, ...(refused.length ? { refused } : {}) };
+  return { dropped, refused };
 }
 
-/** Oldest first (records are keyed by their oldest time-ordered UUID), skipping what a tab has in flight. */
-async function evict(tx: IDBTransaction, size: OutboxSize, flying: Set<string>): Promise<OutboxEntry[]> {
+/** Oldest first (records are keyed by their oldest time-ordered uuid), skipping what a tab has marked. */
+async function evict(tx: IDBTransaction, size: { count: number; bytes: number }, flying: Set<string>): Promise<OutboxEntry[]> {
   const evicted = new Map<string, OutboxEntry>();
-  await walk(tx, (value) => {
+  await walk(tx, EVENTS, (value) => {
     for (const e of entriesOf(value)) {
       if (!over(size) || flying.has(e.uuid) || evicted.has(e.uuid)) continue;
       evicted.set(e.uuid, e);
@@ -194,78 +275,132 @@ async function evict(tx: IDBTransaction, size: OutboxSize, flying: Set<string>):
     }
     return over(size);
   });
-  await dropFromRecords(tx, new Set(evicted.keys()));
+  await dropFromRecords(tx, EVENTS, new Set(evicted.keys()));
   return [...evicted.values()];
 }
 
-const over = (size: OutboxSize) => size.count > OUTBOX_LIMITS.count || size.bytes > OUTBOX_LIMITS.bytes;
-
-/** Visits the outbox's records oldest first, one request each, while `visit` asks for more; true if it stopped before the end. */
-function walk(tx: IDBTransaction, visit: (value: unknown) => boolean): Promise<boolean> {
+/** Visits a store's records oldest first, one request each, while `visit` asks for more; true if it stopped before the end. */
+function walk(tx: IDBTransaction, store: string, visit: (value: unknown, key: IDBValidKey) => boolean): Promise<boolean> {
   return new Promise((resolve, reject) => {
-    const cursor = tx.objectStore(OUTBOX).openCursor();
+    const cursor = tx.objectStore(store).openCursor();
     cursor.onerror = () => reject(cursor.error);
     cursor.onsuccess = () => {
       const c = cursor.result;
       if (!c) resolve(false);
-      else if (!visit(c.value)) resolve(true);
+      else if (!visit(c.value, c.primaryKey)) resolve(true);
       else c.continue();
     };
   });
 }
 
 /**
- * The oldest `limit` waiting entries of this project and host, marked as about to be sent by this
- * tab. Records are read oldest first, a record per request, until there are enough: a list clones
- * out of IndexedDB what one request carries, not the whole outbox.
+ * The oldest `limit` entries of this endpoint (marked as this tab's, with `mark`). Records are
+ * read oldest first, a record per request, until there are enough: a list clones out of IndexedDB
+ * what one request carries, not the whole outbox. Journaled events and an older build's entries
+ * are taken in first.
  */
-async function list(tx: IDBTransaction, where: Where, config: StoredConfig, created: boolean, limit: number): Promise<StorageResult> {
+async function list(tx: IDBTransaction, where: Where, config: StoredConfig, created: boolean, op: StorageOp & { op: 'list' }): Promise<StorageResult & { journal?: string[] }> {
+  const journaled = await takeJournaled(tx, config, where);
+  const older = await takeOlder(tx, config, where, op.limit);
   const found = new Map<string, OutboxEntry>();
-  const more = await walk(tx, (value) => {
-    if (found.size >= limit) return false; // a record not read: more wait
+  const more = await walk(tx, EVENTS, (value) => {
+    if (found.size >= op.limit) return false; // a record not read: more wait
     for (const e of entriesOf(value)) if (e.projectKey === where.projectKey && e.apiHost === where.apiHost) found.set(e.uuid, e);
     return true;
   });
   const sorted = [...found.values()].sort(byUuid);
-  const entries = sorted.slice(0, limit);
-  if (entries.length) tx.objectStore(CONFIG).put({ uuids: entries.map((e) => e.uuid), until: where.wall() + MARK_MS }, MARK + where.sessionId);
-  return { ok: true, config, created, entries, more: more || sorted.length > limit };
+  const entries = sorted.slice(0, op.limit);
+  if (op.mark && entries.length) tx.objectStore(CONFIG).put({ uuids: entries.map((e) => e.uuid), until: where.wall() + MARK_MS }, MARK + where.sessionId);
+  const wait = await get<{ until?: unknown; by?: unknown }>(tx, CONFIG, NOT_BEFORE + endpoint(where));
+  const notBefore = wait?.by !== where.sessionId ? Number(wait?.until) : undefined; // its own wait, the tab knows (and may have ended: back online)
+  return {
+    ok: true,
+    config,
+    created,
+    entries,
+    more: more || sorted.length > op.limit,
+    dropped: [...(journaled.dropped ?? []), ...(older.dropped ?? [])],
+    refused: [...(journaled.refused ?? []), ...(older.refused ?? [])],
+    ...(journaled.journal ? { journal: journaled.journal } : {}),
+    ...(notBefore !== undefined && ahead(notBefore, where.wall(), NOT_BEFORE_MAX_MS) ? { notBefore } : {}),
+  };
 }
 
-/** The records that may hold any of `uuids` (by the index over their range), with their keys. */
-async function recordsOf(tx: IDBTransaction, uuids: string[]): Promise<{ k: IDBValidKey; value: unknown }[]> {
+const endpoint = (where: Where) => `${where.apiHost} ${where.projectKey}`;
+
+/** Every page's journaled events, into the outbox by the add rule; their keys are forgotten once this commits. */
+async function takeJournaled(tx: IDBTransaction, config: StoredConfig, where: Where): Promise<Taken> {
+  const keys = journalKeys(JOURNAL_EVENTS);
+  if (!keys.length) return {};
+  const entries = keys.flatMap((key) => {
+    const value = readJournal(key);
+    return Array.isArray(value) ? value.filter((e): e is OutboxEntry => isRecord(e) && typeof e.uuid === 'string') : [];
+  });
+  return { ...(await add(tx, where, config, entries)), journal: keys };
+}
+
+/** An older build's outbox (versions 2 and 3), but what its tabs have marked: into ours, by the add rule, a list's worth at a time. */
+async function takeOlder(tx: IDBTransaction, config: StoredConfig, where: Where, limit: number): Promise<Taken> {
+  const flying = await marked(tx, where.wall());
+  const taken: OutboxEntry[] = [];
+  const records: [IDBValidKey, OutboxEntry[], OutboxEntry[]][] = [];
+  await walk(tx, LEGACY_OUTBOX, (value, key) => {
+    const all = entriesOf(value);
+    const take = all.filter((e) => !flying.has(e.uuid));
+    if (take.length) records.push([key, all, take]);
+    taken.push(...take);
+    return taken.length < limit;
+  });
+  if (!taken.length) return {};
+  const box = tx.objectStore(LEGACY_OUTBOX);
+  for (const [key, all, take] of records) {
+    const left = all.filter((e) => !take.includes(e));
+    if (left.length) box.put(batchOf(left), key);
+    else box.delete(key);
+  }
+  return add(tx, where, config, taken);
+}
+
+/** Removes entries (those gone already are skipped), this tab's mark, and stores the endpoint's wait. */
+async function remove(tx: IDBTransaction, where: Where, op: StorageOp & { op: 'remove' }): Promise<void> {
+  const box = tx.objectStore(CONFIG);
+  if (op.unmark) box.delete(MARK + where.sessionId);
+  if (op.notBefore === undefined) box.delete(NOT_BEFORE + endpoint(where));
+  else box.put({ until: op.notBefore, by: where.sessionId }, NOT_BEFORE + endpoint(where));
+  if (!op.uuids.length) return;
+  const size = await sizeOf(tx);
+  for (const e of await dropFromRecords(tx, EVENTS, new Set(op.uuids))) {
+    size.count--;
+    size.bytes -= e.bytes;
+  }
+  box.put(size, SIZE_KEY);
+}
+
+/** The records of `store` that may hold any of `uuids` (by the index over their range, where there is one), with their keys. */
+async function recordsOf(tx: IDBTransaction, store: string, uuids: string[]): Promise<{ k: IDBValidKey; value: unknown }[]> {
   if (!uuids.length) return [];
-  const box = tx.objectStore(OUTBOX);
+  const box = tx.objectStore(store);
   const sorted = [...uuids].sort();
   const range = IDBKeyRange.bound(sorted[0], sorted.at(-1));
-  const keys = new Set((await promisifyRequest(box.indexNames.contains(BY_UUID) ? box.index(BY_UUID).getAllKeys(range) : box.getAllKeys())) as IDBValidKey[]); // a newer build's database may lack it
+  const keys = new Set((await promisifyRequest(box.indexNames.contains(BY_UUID) ? box.index(BY_UUID).getAllKeys(range) : box.getAllKeys())) as IDBValidKey[]);
   return Promise.all([...keys].map((k) => promisifyRequest(box.get(k)).then((value: unknown) => ({ k, value }))));
 }
 
 /** Which of `entries` are stored already (usually none: one request finds no record in their range). */
 async function storedOf(tx: IDBTransaction, entries: OutboxEntry[]): Promise<string[]> {
   const wanted = new Set(entries.map((e) => e.uuid));
-  const records = await recordsOf(tx, [...wanted]);
+  const records = await recordsOf(tx, EVENTS, [...wanted]);
   return records.flatMap(({ value }) => entriesOf(value).map((e) => e.uuid)).filter((u) => wanted.has(u));
 }
 
-/** Removes entries (delivered, or dropped for good; those already gone are skipped) and this tab's mark. */
-async function remove(tx: IDBTransaction, where: Where, uuids: string[], unmark: boolean): Promise<void> {
-  if (unmark) tx.objectStore(CONFIG).delete(MARK + where.sessionId);
-  if (!uuids.length) return;
-  const size = await sizeOf(tx);
-  for (const e of await dropFromRecords(tx, new Set(uuids))) size.count--, (size.bytes -= e.bytes);
-  tx.objectStore(CONFIG).put(size, SIZE_KEY);
-}
-
-/** Takes `gone` out of every record holding them (a few records, not an op per entry); returns each removed entry once. */
-async function dropFromRecords(tx: IDBTransaction, gone: Set<string>): Promise<OutboxEntry[]> {
-  const box = tx.objectStore(OUTBOX);
-  const removed = new Map<string, OutboxEntry>(); // once each, should a closing page have written one twice
-  for (const { k, value } of await recordsOf(tx, [...gone])) {
+/** Takes `gone` out of every record holding them; returns each removed entry once. */
+async function dropFromRecords(tx: IDBTransaction, store: string, gone: Set<string>): Promise<OutboxEntry[]> {
+  const box = tx.objectStore(store);
+  const removed = new Map<string, OutboxEntry>();
+  for (const { k, value } of await recordsOf(tx, store, [...gone])) {
     const all = entriesOf(value);
-    const kept: OutboxEntry[] = [];
-    for (const e of all) gone.has(e.uuid) ? removed.set(e.uuid, e) : kept.push(e);
+    const kept = all.filter((e) => !gone.has(e.uuid));
+    for (const e of all) if (gone.has(e.uuid)) removed.set(e.uuid, e);
     if (kept.length === all.length) continue;
     if (kept.length) box.put(batchOf(kept), k);
     else box.delete(k);
@@ -273,65 +408,139 @@ async function dropFromRecords(tx: IDBTransaction, gone: Set<string>): Promise<O
   return [...removed.values()];
 }
 
-/** What tabs have in flight: marks that have not expired — and are not from the future (a clock that stepped). */
+/** What tabs have marked (but `except`'s): marks that have not expired, and are not from the future. Any build's. */
 async function marked(tx: IDBTransaction, wall: number, except?: string): Promise<Set<string>> {
   const range = IDBKeyRange.bound(MARK, `${MARK}\uffff`);
-  const [keys, marks] = (await Promise.all([promisifyRequest(tx.objectStore(CONFIG).getAllKeys(range)), promisifyRequest(tx.objectStore(CONFIG).getAll(range))])) as [IDBValidKey[], { uuids?: unknown; until?: unknown }[]];
+  const box = tx.objectStore(CONFIG);
+  const [keys, marks] = (await Promise.all([promisifyRequest(box.getAllKeys(range)), promisifyRequest(box.getAll(range))])) as [IDBValidKey[], { uuids?: unknown; until?: unknown }[]];
   const uuids = new Set<string>();
   for (const [i, m] of marks.entries()) {
-    if (keys[i] === MARK + except) continue;
-    const left = Number(m?.until) - wall;
-    if (left > 0 && left <= MARK_MS && Array.isArray(m.uuids)) for (const u of m.uuids) uuids.add(String(u));
+    if (keys[i] === MARK + except || !ahead(m?.until, wall, MARK_MS) || !Array.isArray(m.uuids)) continue;
+    for (const u of m.uuids) uuids.add(String(u));
   }
   return uuids;
 }
 
 /** The outbox's size (count and bytes), for config(). */
-export const outboxSize = (db: Storage): Promise<OutboxSize> => db.transaction([CONFIG, OUTBOX], 'readonly', sizeOf);
+export const outboxSize = (db: Storage) => db.transaction([CONFIG, EVENTS], 'readonly', sizeOf);
 
 /** The stored size, recounted from the entries if it is missing or impossible (never trusted blindly). */
-async function sizeOf(tx: IDBTransaction): Promise<OutboxSize> {
-  const s = await read<OutboxSize>(tx, CONFIG, SIZE_KEY);
+async function sizeOf(tx: IDBTransaction): Promise<{ count: number; bytes: number }> {
+  const s = await get<{ count: number; bytes: number }>(tx, CONFIG, SIZE_KEY);
   if (isRecord(s) && Number.isSafeInteger(s.count) && s.count >= 0 && Number.isFinite(s.bytes) && s.bytes >= 0) return { count: s.count, bytes: s.bytes };
-  const all = await stored(tx);
+  const all = await stored(tx, EVENTS);
   return { count: all.length, bytes: all.reduce((n, e) => n + (Number(e.bytes) || 0), 0) };
 }
 
-/** Every stored entry, oldest first, each once. */
-async function stored(tx: IDBTransaction): Promise<OutboxEntry[]> {
+/** Every entry of `store`, oldest first, each once. */
+async function stored(tx: IDBTransaction, store: string): Promise<OutboxEntry[]> {
   const seen = new Set<string>();
   const all: OutboxEntry[] = [];
-  for (const value of (await promisifyRequest(tx.objectStore(OUTBOX).getAll())) as unknown[]) for (const e of entriesOf(value)) if (!seen.has(e.uuid)) seen.add(e.uuid), all.push(e);
+  for (const value of (await promisifyRequest(tx.objectStore(store).getAll())) as unknown[]) {
+    for (const e of entriesOf(value)) {
+      if (seen.has(e.uuid)) continue;
+      seen.add(e.uuid);
+      all.push(e);
+    }
+  }
   return all.sort(byUuid);
 }
 
 const byUuid = (a: OutboxEntry, b: OutboxEntry) => (a.uuid < b.uuid ? -1 : a.uuid > b.uuid ? 1 : 0);
 
 /**
- * The outbox's records: one per write, `{ uuid: [its entries' UUIDs], entries }`, keyed by its
- * oldest UUID (see putBatch). A put clones its value on the main thread at a cost per byte, and every request
- * costs a task's worth of overhead besides: a record per write, not per event, is what keeps
- * storage within the frame budget. (A version 2 record, one entry, is read too.)
+ * A record per write, `{ uuid: [its entries' uuids], entries }`: a put clones its value on the main
+ * thread at a cost per byte, and every request costs a task's worth of overhead besides, so a
+ * record per write, not per event, keeps storage within the frame budget.
  */
 const batchOf = (entries: OutboxEntry[]) => ({ uuid: entries.map((e) => e.uuid), entries });
 
-/**
- * A write's record, keyed by its oldest UUID (the store reads oldest first), its newest and its
- * count: the same entries written again (a closing page repeating the write it had under way)
- * replace their record, and no other write ever does.
- */
+/** A write's record, keyed by its oldest uuid (the store reads oldest first), its newest and its count. */
 function putBatch(tx: IDBTransaction, entries: OutboxEntry[]): void {
   if (!entries.length) return;
   const sorted = [...entries].sort(byUuid);
-  tx.objectStore(OUTBOX).put(batchOf(sorted), `${sorted[0]!.uuid} ${sorted.at(-1)!.uuid} ${sorted.length}`);
+  tx.objectStore(EVENTS).put(batchOf(sorted), `${sorted[0]!.uuid} ${sorted.at(-1)!.uuid} ${sorted.length}`);
 }
 
+/** A record's entries: a write's (version 3 on), or one event (version 2's outbox). */
 function entriesOf(value: unknown): OutboxEntry[] {
   const all = isRecord(value) && Array.isArray(value.entries) ? value.entries : [value];
   return all.filter((e): e is OutboxEntry => isRecord(e) && typeof e.uuid === 'string');
 }
 
+// ---- the journal (localStorage) ----------------------------------------------------------------
 
+/**
+ * What only this page holds, kept in synchronous calls so that it survives the page (the
+ * contract's journal), replacing what it kept before (none forgets it): events never written,
+ * and cuts not stored. Where localStorage cannot be written, a put of the events issued now is the
+ * last resort (it may die with the page).
+ */
+export function journalLeaving(db: Storage, sessionId: string, entries: OutboxEntry[], changes: { id: string; change: ConfigChange }[]): void {
+  const mine = JOURNAL_CHANGE + sessionId + '-';
+  const kept = new Set(changes.map((c) => JOURNAL_CHANGE + c.id));
+  for (const key of journalKeys(mine)) if (!kept.has(key)) forget(key);
+  for (const { id, change } of changes) journal(JOURNAL_CHANGE + id, change);
+  const key = JOURNAL_EVENTS + sessionId;
+  if (!entries.length) return forget(key);
+  if (journal(key, entries)) return;
+  void db.transaction([EVENTS], 'readwrite', (tx) => putBatch(tx, entries)).catch(() => undefined);
+}
+
+/** Writes a journal key; false if localStorage refused (missing, full, sandboxed). */
+function journal(key: string, value: unknown): boolean {
+  try {
+    globalThis.localStorage.setItem(key, JSON.stringify(value));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function forget(key: string): void {
+  try {
+    globalThis.localStorage.removeItem(key);
+  } catch {
+    // nothing kept there either
+  }
+}
+
+function journalKeys(prefix: string): string[] {
+  try {
+    return Object.keys(globalThis.localStorage ?? {}).filter((k) => k.startsWith(prefix));
+  } catch {
+    return [];
+  }
+}
+
+function readJournal(key: string): unknown {
+  try {
+    return JSON.parse(globalThis.localStorage.getItem(key) ?? 'null');
+  } catch {
+    return undefined;
+  }
+}
+
+/** The journaled changes, oldest first (by when they were made), each valid or skipped. */
+function journaledChanges(): Journaled {
+  const changes: Journaled = [];
+  for (const key of journalKeys(JOURNAL_CHANGE)) {
+    const value = readJournal(key);
+    if (isRecord(value)) changes.push([key.slice(JOURNAL_CHANGE.length), cleanChange(value)]);
+  }
+  return changes.sort((a, b) => (a[1].cutAt ?? 0) - (b[1].cutAt ?? 0));
+}
+
+/** A journaled change, as the contract knows changes: an opt-out and a cut, or a clear (anything else is dropped). */
+function cleanChange(v: Record<string, unknown>): ConfigChange {
+  return {
+    ...(v.choice === 'disabled' || v.choice === 'enabled' ? { choice: v.choice, choiceTime: typeof v.choiceTime === 'string' ? v.choiceTime : new Date().toISOString() } : {}),
+    ...(typeof v.analyticsId === 'string' && v.analyticsId ? { analyticsId: v.analyticsId } : {}),
+    cutAt: Number.isFinite(v.cutAt) ? (v.cutAt as number) : Date.now(),
+  };
+}
+
+// ---- ids ---------------------------------------------------------------------------------------
 
 /** A fresh id, for first starts and for clear(). */
 export function newAnalyticsId(): string {
@@ -350,6 +559,7 @@ function normalize(value: unknown): StoredConfig | undefined {
     ...(typeof value.firstSessionId === 'string' ? { firstSessionId: value.firstSessionId } : {}),
     ...(Number.isSafeInteger(value.cut) ? { cut: value.cut as number } : {}),
     ...(Number.isFinite(value.cutAt) ? { cutAt: value.cutAt as number } : {}),
+    ...(Array.isArray(value.applied) ? { applied: value.applied.filter((x): x is string => typeof x === 'string') } : {}),
   };
 }
 
@@ -372,11 +582,7 @@ function readLegacy(): { analyticsId: string; metadata: StoredConfig['metadata']
 
 /** Forgets the old build's copy of the id too, so clear() really forgets it. */
 export function forgetLegacy(): void {
-  try {
-    globalThis.localStorage?.removeItem(LEGACY_KEY);
-  } catch {
-    // sandboxed localStorage: there is nothing we could have adopted either
-  }
+  forget(LEGACY_KEY);
 }
 
 /**
@@ -397,8 +603,14 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
     };
     timer = setTimeout(check, CHECK_MS);
     promise.then(
-      (v) => (clearTimeout(timer), resolve(v)),
-      (e: unknown) => (clearTimeout(timer), reject(e)),
+      (v) => {
+        clearTimeout(timer);
+        resolve(v);
+      },
+      (e: unknown) => {
+        clearTimeout(timer);
+        reject(e);
+      },
     );
   });
 }

@@ -342,7 +342,7 @@ describe('embedder policy wins over everything', () => {
   test.each([['the option', '&policy=off'], ['the meta tag', '&meta=off']])('policy off by %s: nothing beyond the facade is fetched, until config() asks; then what was recorded is audited as dropped', async (_what, params) => {
     const key = `phc_policy_${Math.random().toString(36).slice(2)}`;
     const p = await openApp(key, `${params}&toggle=0`);
-    const stages = async () => (await pages.pageRequests(p)).filter((u) => /\/src\/(core|store|decide\/|6-transport)|posthog/.test(u));
+    const stages = async () => (await pages.pageRequests(p)).filter((u) => /\/src\/(core\.ts|core\/(?!names)|store|6-transport)|posthog/.test(u));
     const early = await pages.pageEval(p, `analytics.ready.then(() => { analytics.record('settings-opened'); return analytics.flush(); }).then(() => analytics.isEnabled())`);
     await sleep(300);
     const before = await stages();

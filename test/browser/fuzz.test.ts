@@ -10,7 +10,8 @@ import { createAnalytics } from '../../src';
 import { MAX_EVENT_BYTES } from '../../src/2-validate';
 import { allowListed } from '../../src/5-allow-list';
 import { CATALOG } from '../../src/catalog';
-import { CONFIG, OUTBOX, type OutboxEntry } from '../../src/store';
+import { CONFIG, EVENTS, LEGACY_OUTBOX, type OutboxEntry } from '../../src/store';
+import { SIZE_KEY } from '../../src/core/contract';
 import { db, outboxEntries, sinkUrl, start } from './helpers';
 import { SAMPLES } from './samples';
 
@@ -117,9 +118,10 @@ async function checkPayloads(key: string): Promise<number> {
     expect(JSON.parse(json)).toEqual(JSON.parse(JSON.stringify(JSON.parse(json))));
     expect(new TextEncoder().encode(JSON.stringify(wire.properties)).length).toBeLessThanOrEqual(MAX_EVENT_BYTES + 1024);
   }
-  await db.transaction([OUTBOX, CONFIG], 'readwrite', (tx) => {
-    tx.objectStore(OUTBOX).clear();
-    tx.objectStore(CONFIG).delete('outbox-size');
+  await db.transaction([EVENTS, LEGACY_OUTBOX, CONFIG], 'readwrite', (tx) => {
+    tx.objectStore(EVENTS).clear();
+    tx.objectStore(LEGACY_OUTBOX).clear();
+    tx.objectStore(CONFIG).delete(SIZE_KEY);
   });
   return entries.length;
 }

@@ -4,7 +4,7 @@ import { afterEach, beforeEach, inject } from 'vitest';
 import { commands } from 'vitest/browser';
 import { promisifyRequest } from 'idb-keyval';
 import { createAnalytics, type Analytics, type AnalyticsOptions } from '../../src';
-import { CONFIG, DB_NAME, OUTBOX, openStorage, type OutboxEntry, type StoredConfig } from '../../src/store';
+import { CONFIG, DB_NAME, EVENTS, LEGACY_OUTBOX, openStorage, type OutboxEntry, type StoredConfig } from '../../src/store';
 import { CHANNEL_NAME } from '../../src/tabs';
 
 /** The tests' own connection to the module's database. */
@@ -29,7 +29,7 @@ export const failNext = (key: string, query: string) => fetch(`${sinkUrl}/__sink
 export function failOutboxWrites(): () => void {
   const put = IDBObjectStore.prototype.put;
   IDBObjectStore.prototype.put = function (this: IDBObjectStore, ...args: Parameters<IDBObjectStore['put']>) {
-    if (this.name === OUTBOX) throw new DOMException('disk full', 'QuotaExceededError');
+    if (this.name === EVENTS) throw new DOMException('disk full', 'QuotaExceededError');
     return put.apply(this, args);
   } as IDBObjectStore['put'];
   return () => void (IDBObjectStore.prototype.put = put);
@@ -58,9 +58,10 @@ export const arrived = (key: string, count: number) => waitFor(() => received(ke
 
 /** Wipes our IndexedDB (config and outbox) and localStorage: every test starts as a first visit. */
 export async function resetStorage() {
-  await transaction([CONFIG, OUTBOX], 'readwrite', (tx) => {
+  await transaction([CONFIG, EVENTS, LEGACY_OUTBOX], 'readwrite', (tx) => {
     tx.objectStore(CONFIG).clear();
-    tx.objectStore(OUTBOX).clear();
+    tx.objectStore(EVENTS).clear();
+    tx.objectStore(LEGACY_OUTBOX).clear();
   });
   localStorage.clear();
 }
@@ -71,8 +72,8 @@ export const storedConfig = () => transaction([CONFIG], 'readonly', (tx) => prom
 export const storeConfig = (config: Partial<StoredConfig>) => transaction([CONFIG], 'readwrite', (tx) => void tx.objectStore(CONFIG).put(config, 'config'));
 /** Everything in the outbox (its records hold a write's entries each; version 2's, one), oldest first. */
 export const outboxEntries = () =>
-  transaction([OUTBOX], 'readonly', (tx) => promisifyRequest(tx.objectStore(OUTBOX).getAll())).then((records: { entries?: OutboxEntry[] }[]) =>
-    records.flatMap((r) => r.entries ?? [r as OutboxEntry]).sort((a, b) => (a.uuid < b.uuid ? -1 : 1)),
+  transaction([EVENTS, LEGACY_OUTBOX], 'readonly', (tx) => Promise.all([EVENTS, LEGACY_OUTBOX].map((s) => promisifyRequest(tx.objectStore(s).getAll())))).then((stores: { entries?: OutboxEntry[] }[][]) =>
+    stores.flat().flatMap((r) => r.entries ?? [r as OutboxEntry]).sort((a, b) => (a.uuid < b.uuid ? -1 : 1)),
   );
 
 // The stages' chunk (src/core.ts) is fetched by the first createAnalytics() of a page; later
@@ -104,7 +105,7 @@ const holds: (() => Promise<void>)[] = [];
  */
 export async function holdStorage(): Promise<() => Promise<void>> {
   const dbx = await promisifyRequest(indexedDB.open(DB_NAME));
-  const tx = dbx.transaction([CONFIG, OUTBOX], 'readwrite');
+  const tx = dbx.transaction([CONFIG, EVENTS, LEGACY_OUTBOX], 'readwrite');
   let holding = true;
   const done = new Promise<void>((resolve) => (tx.oncomplete = tx.onabort = () => resolve()));
   await new Promise<void>((started) => {

@@ -53,7 +53,7 @@ describe('an opt-out cannot be undone behind the user\'s back', () => {
     expect((await received(key)).requests).toHaveLength(0);
   });
 
-  test('an opt-out whose write fails stays off (fail closed); a channel message cannot turn it back on', async () => {
+  test('an opt-out when the disk refuses every write is still kept (journaled, the outbox emptied by deletes only); a channel message cannot turn it back on', async () => {
     const { a, key } = start();
     await a.ready;
     const put = IDBObjectStore.prototype.put;
@@ -65,7 +65,7 @@ describe('an opt-out cannot be undone behind the user\'s back', () => {
     } finally {
       IDBObjectStore.prototype.put = put;
     }
-    expect(await a.config()).toMatchObject({ enabled: false, reason: 'storage-unavailable', storage: 'unavailable' });
+    expect(await a.config()).toMatchObject({ enabled: false, reason: 'user-opted-out' });
     post({ change: 'metadata', choice: 'enabled' });
     await sleep(150);
     expect(a.isEnabled()).toBe(false);

@@ -2,8 +2,8 @@
 // renewed by clear(), surviving a real page reload.
 import { describe, expect, test } from 'vitest';
 import { promisifyRequest } from 'idb-keyval';
-import type { StorageOp } from '../../src/decide/types';
-import { LEGACY_KEY, OUTBOX, outboxSize, runStorageOp, type OutboxEntry } from '../../src/store';
+import type { StorageOp } from '../../src/core/contract';
+import { EVENTS, LEGACY_KEY, LEGACY_OUTBOX, outboxSize, runStorageOp, type OutboxEntry } from '../../src/store';
 import { arrived, db, openApp, outboxEntries, pages, received, sleep, start, waitFor, storedConfig } from './helpers';
 
 const stored = storedConfig;
@@ -137,21 +137,21 @@ describe('the outbox\'s records (a record per write)', () => {
   const where = { projectKey: 'phc_records', apiHost: 'https://records.test', sessionId: 'this-page', wall: Date.now };
   const entry = (n: number, analyticsId: string): OutboxEntry => ({ uuid: `0190c7a0-0000-7000-8000-${String(n).padStart(12, '0')}`, projectKey: where.projectKey, apiHost: where.apiHost, kind: 'Append', name: 'settings-opened', props: {}, at: Date.now(), queuedAt: Date.now(), distinctId: analyticsId, sessionId: 'this-page', bytes: 100, cut: 0 });
   const op = (o: StorageOp) => runStorageOp(db, where, o);
-  const records = () => db.transaction([OUTBOX], 'readonly', (tx) => promisifyRequest(tx.objectStore(OUTBOX).count()));
+  const records = () => db.transaction([EVENTS], 'readonly', (tx) => promisifyRequest(tx.objectStore(EVENTS).count()));
 
   test('writes of 3, 3 and 1 entries are 3 records; a list reads the oldest `limit` and says more wait; a removal across records keeps the rest', async () => {
     const { config } = await op({ op: 'read' });
     const all = [1, 2, 3, 4, 5, 6, 7].map((n) => entry(n, config!.analyticsId));
     for (const entries of [all.slice(0, 3), all.slice(3, 6), all.slice(6)]) expect((await op({ op: 'add', entries })).ok).toBe(true);
     expect(await records()).toBe(3);
-    const first = await op({ op: 'list', limit: 4 });
+    const first = await op({ op: 'list', limit: 4, mark: true });
     expect(first.entries!.map((e) => e.uuid)).toEqual(all.slice(0, 4).map((e) => e.uuid));
     expect(first.more).toBe(true);
     await op({ op: 'remove', uuids: [all[1]!.uuid, all[3]!.uuid], unmark: true }); // one from each of the first two records
     expect((await outboxEntries()).map((e) => e.uuid)).toEqual([all[0], all[2], all[4], all[5], all[6]].map((e) => e!.uuid));
     expect(await records(), 'rewritten, not split').toBe(3);
     expect((await outboxSize(db)).count).toBe(5);
-    const rest = await op({ op: 'list', limit: 10 });
+    const rest = await op({ op: 'list', limit: 10, mark: true });
     expect(rest.entries).toHaveLength(5);
     expect(rest.more).toBe(false);
     await op({ op: 'remove', uuids: all.map((e) => e.uuid), unmark: true });
@@ -162,9 +162,9 @@ describe('the outbox\'s records (a record per write)', () => {
   test('a record per event, as version 2 wrote them, is listed and removed the same way', async () => {
     const { config } = await op({ op: 'read' });
     const old = [1, 2].map((n) => entry(n, config!.analyticsId));
-    await db.transaction([OUTBOX], 'readwrite', (tx) => old.forEach((e) => tx.objectStore(OUTBOX).put(e, e.uuid)));
+    await db.transaction([LEGACY_OUTBOX], 'readwrite', (tx) => old.forEach((e) => tx.objectStore(LEGACY_OUTBOX).put(e, e.uuid)));
     await op({ op: 'add', entries: [entry(3, config!.analyticsId)] });
-    expect((await op({ op: 'list', limit: 10 })).entries!.map((e) => e.uuid)).toEqual([1, 2, 3].map((n) => entry(n, '').uuid));
+    expect((await op({ op: 'list', limit: 10, mark: true })).entries!.map((e) => e.uuid)).toEqual([1, 2, 3].map((n) => entry(n, '').uuid));
     await op({ op: 'remove', uuids: [old[0]!.uuid], unmark: true });
     expect((await outboxEntries()).map((e) => e.uuid)).toEqual([2, 3].map((n) => entry(n, '').uuid));
   });

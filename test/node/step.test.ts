@@ -1,0 +1,437 @@
+// step() as a specification: given a state, when a fact comes, then these effects. One test per
+// row of the README's table "What the core does, fact by fact"; read without the model.
+import { describe, expect, test } from 'vitest';
+import type { Valid } from '../../src/2-validate';
+import type { OutboxEntry, StorageOp, StorageResult, StoredConfig } from '../../src/core/contract';
+import { initialState, step } from '../../src/core/step';
+import type { Effect, Input, State } from '../../src/core/types';
+
+const WALL = 1_800_000_000_000;
+const SETTINGS = { projectKey: 'phc_spec', apiHost: 'https://spec.test', intervalMs: 2000, firstRunGrace: false, respectPrivacySignals: true, devBuild: false, force: true, embedderPolicyOff: false, sessionId: 'page', writeChunk: 50, batch: 100 };
+const CONFIG: StoredConfig = { analyticsId: 'id', choice: 'unset', metadata: {} };
+const event: Valid = { kind: 'Append', name: 'settings-opened', props: {}, time: WALL, bytes: 2 };
+
+/** A tab of the core, with its clocks; `fact()` steps it and returns the effects (wake-ups apart). */
+function tab(settings: Partial<typeof SETTINGS> = {}) {
+  const t = {
+    st: initialState({ ...SETTINGS, ...settings }, 0) as State,
+    now: 0,
+    signals: { privacySignal: false, automation: false, embedderForbids: false },
+    wakes: [] as (number | undefined)[],
+    fact(input: Input, ms = 0): Effect[] {
+      t.now += ms;
+      const { effects } = step(t.st, { ...input, now: t.now, wall: WALL + t.now, signals: t.signals, random: 0.5 } as never);
+      t.wakes = effects.filter((e) => e.type === 'wake').map((e) => (e as { at?: number }).at);
+      return effects.filter((e) => e.type !== 'wake');
+    },
+    /** The result of the storage op under way. */
+    stored(result: Partial<StorageResult> = {}, ms = 0): Effect[] {
+      const io = t.st.io!;
+      return t.fact({ type: 'stored', id: io.id, op: io.op, result: { ok: true, config: t.st.consent.config.analyticsId ? { ...CONFIG, ...t.st.consent.config } : CONFIG, ...result } }, ms);
+    },
+    op: () => t.st.io?.op,
+  };
+  return t;
+}
+type Tab = ReturnType<typeof tab>;
+
+const kinds = (fx: Effect[]) => fx.map((e) => (e.type === 'storage' ? `storage:${e.op.op}` : e.type === 'audit' ? `audit:${e.entry.outcome}` : e.type));
+const audits = (fx: Effect[]) => fx.flatMap((e) => (e.type === 'audit' ? [`${e.entry.outcome}: ${e.entry.reason ?? ''}`] : []));
+const of = <T extends Effect['type']>(fx: Effect[], type: T) => fx.filter((e): e is Extract<Effect, { type: T }> => e.type === type);
+const entry = (uuid: string, over: Partial<OutboxEntry> = {}): OutboxEntry => ({ uuid, projectKey: 'phc_spec', apiHost: 'https://spec.test', kind: 'Append', name: 'settings-opened', props: {}, at: WALL, queuedAt: WALL, distinctId: 'id', sessionId: 'other', cut: 0, bytes: 300, ...over });
+
+/** Given: started, the stored config read (`config`), leadership answered (`lead`). */
+function loaded(config: Partial<StoredConfig> = {}, lead = true, settings = {}): Tab {
+  const t = tab(settings);
+  t.fact({ type: 'start' });
+  t.stored({ config: { ...CONFIG, ...config } });
+  if (t.st.lead === 'asking') t.fact({ type: 'lead', leading: lead });
+  if (t.op()?.op === 'list') t.stored({ entries: [] }); // what the user refused, swept: none
+  return t;
+}
+
+/** Given: the delivering tab, posthog-js loaded, what it listed in flight (a request under way). */
+function flying(uuids = ['u1', 'u2']): { t: Tab; id: number } {
+  const t = loaded();
+  t.fact({ type: 'transport', result: 'ready' });
+  t.fact({ type: 'tick' }, 2000); // the flush window: a list
+  const fx = t.stored({ entries: uuids.map((u) => entry(u)), more: false });
+  return { t, id: of(fx, 'send')[0]!.id };
+}
+
+describe('the host', () => {
+  test('start: the stored choice is read first; until then, off with the reason "loading"', () => {
+    const t = tab();
+    expect(kinds(t.fact({ type: 'start' }))).toEqual(['storage:read']);
+    expect(t.st.consent.told).toEqual({ enabled: false, reason: 'loading' });
+  });
+
+  test('record while loading: held (no write), judged once the choice is read', () => {
+    const t = tab();
+    t.fact({ type: 'start' });
+    expect(t.fact({ type: 'record', events: [event], uuids: ['u1'] })).toEqual([]);
+    expect(t.st.held).toHaveLength(1);
+    const fx = t.stored({ config: CONFIG });
+    expect(kinds(fx)).toEqual(['notify', 'lead', 'storage:add']);
+    expect(of(fx, 'notify')[0]!.state).toEqual({ enabled: true, reason: 'default' });
+  });
+
+  test('record while loading, past 500 held: dropped, "too many at once"', () => {
+    const t = tab();
+    t.fact({ type: 'start' });
+    const uuids = Array.from({ length: 501 }, (_, i) => `u${i}`);
+    const fx = t.fact({ type: 'record', events: uuids.map(() => event), uuids });
+    expect(audits(fx)).toEqual(['dropped: too many at once: more than 500 recorded before the stored choice was read']);
+  });
+
+  test('record while on: written (an add), the flush window armed', () => {
+    const t = loaded();
+    const fx = t.fact({ type: 'record', events: [event], uuids: ['u1'] });
+    expect(kinds(fx)).toEqual(['load-transport', 'storage:add']);
+    expect(t.st.timers.pass).toBe(t.now + 2000);
+    const add = of(fx, 'storage')[0]!.op as StorageOp & { op: 'add' };
+    expect(add.entries[0]).toMatchObject({ uuid: 'u1', distinctId: 'id', sessionId: 'page', cut: 0, eventId: 1 });
+  });
+
+  test('the user said no (read from storage): what waits in storage is swept, each entry dropped with the reason', () => {
+    const t = tab();
+    t.fact({ type: 'start' });
+    expect(t.stored({ config: { ...CONFIG, choice: 'disabled' } }).map((e) => (e.type === 'storage' ? e.op : e.type))).toEqual(['notify', { op: 'list', limit: 100, mark: false }]);
+    expect(audits(t.stored({ entries: [entry('left')] }))).toEqual(['dropped: user-opted-out']);
+  });
+
+  test('record while the user said no: dropped with the reason, nothing stored', () => {
+    const t = loaded({ choice: 'disabled' });
+    expect(audits(t.fact({ type: 'record', events: [event], uuids: ['u1'] }))).toEqual(['dropped: user-opted-out']);
+    expect(t.op()).toBeUndefined();
+  });
+
+  test('setEnabled(false): what this tab holds ends now (its request aborted: unconfirmed); the opt-out is stored with a cut', () => {
+    const { t, id } = flying(['u1']);
+    t.fact({ type: 'record', events: [event], uuids: ['u2'] });
+    const fx = t.fact({ type: 'set-choice', enabled: false, ask: 7 });
+    expect(of(fx, 'abort')).toEqual([{ type: 'abort', id }]);
+    expect(audits(fx)).toEqual([expect.stringMatching(/^unconfirmed: user-opted-out: its request was aborted in flight/), 'dropped: user-opted-out']);
+    expect(of(fx, 'notify')[0]!.state).toEqual({ enabled: false, reason: 'user-opted-out' });
+    expect(t.st.changes[0]).toMatchObject({ choice: 'disabled', cutAt: WALL + t.now, asks: [7] });
+  });
+
+  test('an opt-out stored while another tab still flies: announced as emptying; answered once that tab\'s mark is gone (or after 3 s)', () => {
+    const t = loaded();
+    t.fact({ type: 'set-choice', enabled: false, ask: 7 });
+    const fx = t.stored({ config: { ...CONFIG, choice: 'disabled', cut: 1 }, othersFlying: true, dropped: [entry('x1'), entry('x2')], flying: ['x1'] });
+    expect(of(fx, 'announce')).toEqual([{ type: 'announce', change: 'choice', choice: 'disabled', emptied: true }]);
+    expect(audits(fx)).toEqual(['unconfirmed: user-opted-out: another tab may have been sending it', 'dropped: user-opted-out']);
+    expect(of(fx, 'done')).toEqual([]);
+    t.stored({ entries: [] }); // the sweep
+    expect(kinds(t.fact({ type: 'tick' }, 50))).toEqual(['storage:read']); // it looks again
+    expect(of(t.stored({ config: { ...CONFIG, choice: 'disabled', cut: 1 }, othersFlying: false }), 'done')).toEqual([{ type: 'done', ask: 7 }]);
+  });
+
+  test('an opt-out whose wait for other tabs runs out: answered at 3 s', () => {
+    const t = loaded();
+    t.fact({ type: 'set-choice', enabled: false, ask: 7 });
+    t.stored({ config: { ...CONFIG, choice: 'disabled', cut: 1 }, othersFlying: true });
+    expect(of(t.fact({ type: 'tick' }, 3000), 'done')).toEqual([{ type: 'done', ask: 7 }]);
+  });
+
+  test('setEnabled(true): stored, announced, answered', () => {
+    const t = loaded({ choice: 'disabled' });
+    expect(kinds(t.fact({ type: 'set-choice', enabled: true, ask: 3 }))).toEqual(['notify', 'lead', 'storage:change']);
+    const fx = t.stored({ config: { ...CONFIG, choice: 'enabled' } });
+    expect(of(fx, 'announce')).toEqual([{ type: 'announce', change: 'choice', choice: 'enabled' }]);
+    expect(of(fx, 'done')).toEqual([{ type: 'done', ask: 3 }]);
+  });
+
+  test('an opt-out then at once an opt-in: one change, the opt-in with the opt-out\'s cut (what came before still ends)', () => {
+    const t = loaded();
+    t.fact({ type: 'metadata' as never }); // (nothing: an unknown fact is ignored)
+    t.fact({ type: 'set-metadata', metadata: { a: 1 }, ask: 1 }); // under way
+    t.fact({ type: 'set-choice', enabled: false, ask: 2 });
+    t.fact({ type: 'set-choice', enabled: true, ask: 3 });
+    expect(t.st.changes).toHaveLength(2);
+    expect(t.st.changes[1]).toMatchObject({ choice: 'enabled', cutAt: WALL, asks: [2, 3] });
+  });
+
+  test('clear(): what this tab holds ends ("cleared"); a new id and a cut are stored; the host is answered once stored', () => {
+    const t = loaded();
+    t.fact({ type: 'record', events: [event], uuids: ['u1'] });
+    const fx = t.fact({ type: 'clear', analyticsId: 'new', ask: 4 });
+    expect(audits(fx)).toEqual(['dropped: cleared']);
+    expect(t.st.consent.config.analyticsId).toBe('new');
+    t.stored(); // the add under way
+    expect(t.op()).toEqual({ op: 'change', change: { analyticsId: 'new', cutAt: WALL } });
+    const done = t.stored({ config: { ...CONFIG, analyticsId: 'new', cut: 1 } });
+    expect(of(done, 'announce')).toEqual([{ type: 'announce', change: 'clear', choice: 'unset', emptied: true }]);
+    expect(of(done, 'done')).toEqual([{ type: 'done', ask: 4 }]);
+  });
+
+  test('setMetadata(): applied now, stored, announced as metadata', () => {
+    const t = loaded();
+    t.fact({ type: 'set-metadata', metadata: { team: 'vision' }, ask: 5 });
+    expect(t.st.consent.config.metadata).toEqual({ team: 'vision' });
+    const fx = t.stored({ config: { ...CONFIG, metadata: { team: 'vision' } } });
+    expect(of(fx, 'announce')).toEqual([{ type: 'announce', change: 'metadata', choice: 'unset' }]);
+  });
+
+  test('flush() in the delivering tab: a pass now; answered once the endpoint answered', () => {
+    const t = loaded();
+    t.fact({ type: 'transport', result: 'ready' });
+    expect(kinds(t.fact({ type: 'flush', ask: 9 }))).toEqual(['storage:list']);
+    const sent = t.stored({ entries: [entry('u1')] });
+    const id = of(sent, 'send')[0]!.id;
+    expect(of(sent, 'done')).toEqual([]);
+    expect(of(t.fact({ type: 'answer', id, status: 200, redirected: false, quotaLimited: false }), 'done')).toEqual([{ type: 'done', ask: 9 }]);
+  });
+
+  test('flush() in a tab that does not deliver: once its writes are done, it asks the delivering tab to send now', () => {
+    const t = loaded({}, false);
+    t.fact({ type: 'record', events: [event], uuids: ['u1'] });
+    expect(t.fact({ type: 'flush', ask: 9 })).toEqual([]);
+    const fx = t.stored();
+    expect(of(fx, 'wrote')).toEqual([{ type: 'wrote', flush: true }]);
+    expect(of(fx, 'done')).toEqual([{ type: 'done', ask: 9 }]);
+  });
+
+  test('shutdown(): waits (3 s at most) for the request under way; then it is aborted (what it carried stays stored), the lock let go, closed', () => {
+    const { t, id } = flying();
+    expect(t.fact({ type: 'shutdown', ask: 1 })).toEqual([]);
+    const fx = t.fact({ type: 'tick' }, 3000);
+    expect(kinds(fx)).toEqual(['abort', 'lead', 'closed', 'done']);
+    expect(of(fx, 'abort')).toEqual([{ type: 'abort', id }]);
+    expect(audits(fx)).toEqual([]);
+    expect(t.st.page).toBe('closed');
+  });
+});
+
+describe('other tabs', () => {
+  test('an opt-out heard: off at once, what this tab holds ends, storage read again', () => {
+    const { t, id } = flying(['u1']);
+    const fx = t.fact({ type: 'heard', change: 'choice', choice: 'disabled', emptied: true });
+    expect(of(fx, 'abort')).toEqual([{ type: 'abort', id }]);
+    expect(of(fx, 'notify')[0]!.state).toEqual({ enabled: false, reason: 'user-opted-out' });
+    expect(audits(fx)[0]).toMatch(/^unconfirmed: user-opted-out/);
+    expect(kinds(fx)).toContain('storage:read');
+  });
+
+  test('an opt-out heard is not undone by a read that shows "enabled" (until a newer opt-in is heard or stored)', () => {
+    const t = loaded();
+    t.fact({ type: 'heard', change: 'choice', choice: 'disabled' });
+    t.stored({ config: { ...CONFIG, choice: 'enabled' } });
+    expect(t.st.consent.told.reason).toBe('user-opted-out');
+    t.fact({ type: 'heard', change: 'choice', choice: 'enabled' });
+    t.stored({ config: { ...CONFIG, choice: 'enabled' } });
+    expect(t.st.consent.told.reason).toBe('user-opted-in');
+  });
+
+  test('a clear heard: what this tab holds ends, nothing is sent ("loading") until storage is read again', () => {
+    const t = loaded();
+    t.fact({ type: 'record', events: [event], uuids: ['u1'] });
+    const fx = t.fact({ type: 'heard', change: 'clear', choice: 'unset', emptied: true });
+    expect(audits(fx)).toEqual(['dropped: cleared']);
+    expect(t.st.consent.told.reason).toBe('loading');
+  });
+
+  test('metadata heard: read again, and sending goes on meanwhile', () => {
+    const t = loaded();
+    t.fact({ type: 'heard', change: 'metadata', choice: 'unset' });
+    expect(t.st.consent.known).toMatchObject({ k: 'reread', hold: false });
+    expect(t.st.consent.told).toEqual({ enabled: true, reason: 'default' });
+  });
+
+  test('"wrote" heard by the delivering tab: it looks in its next flush window; "flush" heard: now', () => {
+    const t = loaded();
+    t.fact({ type: 'wrote', flush: false });
+    expect(t.st.timers.pass).toBe(2000);
+    expect(kinds(t.fact({ type: 'wrote', flush: true }))).toEqual(['storage:list']);
+  });
+});
+
+describe('delivery', () => {
+  test('a list, posthog-js loaded: one request of the oldest (at most `batch`), each allow-listed, not started after 1 s', () => {
+    const t = loaded({}, true, { batch: 2 });
+    t.fact({ type: 'transport', result: 'ready' });
+    t.fact({ type: 'tick' }, 2000);
+    const fx = t.stored({ entries: [entry('u1'), entry('u2'), entry('u3')], more: true });
+    const send = of(fx, 'send')[0]!;
+    expect(send.batch.map((w) => w.uuid)).toEqual(['u1', 'u2']);
+    expect(send.batch[0]!.properties).toEqual({ distinct_id: 'id', session_id: 'other', $geoip_disable: true });
+    expect(send.by).toBe(t.now + 1000);
+  });
+
+  test('a list judges before it sends: expired, another id, before the cut, each dropped with its reason', () => {
+    const t = loaded({ cut: 2 });
+    t.fact({ type: 'transport', result: 'ready' });
+    t.fact({ type: 'tick' }, 2000);
+    const fx = t.stored({ config: { ...CONFIG, cut: 2 }, entries: [entry('old', { queuedAt: WALL - 8 * 86_400_000, cut: 2 }), entry('other', { distinctId: 'x', cut: 2 }), entry('before', { cut: 1 }), entry('ok', { cut: 2 })] });
+    expect(audits(fx)).toEqual(['dropped: expired: not delivered within 7 days', 'dropped: cleared', 'dropped: recorded before the last opt-out or clear']);
+    expect(of(fx, 'send')[0]!.batch.map((w) => w.uuid)).toEqual(['ok']);
+  });
+
+  test('a list that finds another tab\'s wait (not-before): nothing sent until then', () => {
+    const t = loaded();
+    t.fact({ type: 'transport', result: 'ready' });
+    t.fact({ type: 'tick' }, 2000);
+    const fx = t.stored({ entries: [entry('u1')], notBefore: WALL + t.now + 20_000 });
+    expect(of(fx, 'send')).toEqual([]);
+    expect(t.st.timers.retry).toBe(t.now + 20_000);
+  });
+
+  test('2xx: sent (the audit has exactly the properties sent), then removed with the mark', () => {
+    const { t, id } = flying(['u1']);
+    const fx = t.fact({ type: 'answer', id, status: 200, redirected: false, quotaLimited: false });
+    expect(of(fx, 'audit')[0]!.entry).toMatchObject({ outcome: 'sent', uuid: 'u1', attempts: 1, properties: { distinct_id: 'id', session_id: 'other', $geoip_disable: true } });
+    expect(t.op()).toEqual({ op: 'remove', uuids: ['u1'], unmark: true });
+  });
+
+  test('4xx: refused by the endpoint, dropped and removed', () => {
+    const { t, id } = flying(['u1']);
+    expect(audits(t.fact({ type: 'answer', id, status: 400, redirected: false, quotaLimited: false }))).toEqual(['dropped: refused by the endpoint (HTTP 400)']);
+  });
+
+  test('5xx or no answer: retried after a backoff of 3 s (±50 %), told to the next tab as a not-before', () => {
+    const { t, id } = flying(['u1']);
+    t.fact({ type: 'answer', id, status: 503, redirected: false, quotaLimited: false });
+    expect(t.st.timers.retry).toBe(t.now + 3000);
+    expect(t.op()).toEqual({ op: 'remove', uuids: [], unmark: true, notBefore: WALL + t.now + 3000 });
+    expect(t.st.lastError).toBe('HTTP 503');
+  });
+
+  test('429: at least 30 s', () => {
+    const { t, id } = flying(['u1']);
+    t.fact({ type: 'answer', id, status: 429, redirected: false, quotaLimited: false });
+    expect(t.st.timers.retry).toBe(t.now + 30_000);
+  });
+
+  test('a redirect is not delivery: retried, and said so', () => {
+    const { t, id } = flying(['u1']);
+    expect(audits(t.fact({ type: 'answer', id, status: 200, redirected: true, quotaLimited: false }))).toEqual([]);
+    expect(t.st.lastError).toBe('redirected (HTTP 200): not delivery');
+  });
+
+  test('quota_limited: sent (with the note), and what comes within a minute is dropped as quota-limited', () => {
+    const { t, id } = flying(['u1']);
+    expect(audits(t.fact({ type: 'answer', id, status: 200, redirected: false, quotaLimited: true }))).toEqual(['sent: recorded in an earlier page load or another tab; the endpoint answered quota_limited: PostHog discards it']);
+    expect(t.st.timers.quota).toBe(t.now + 60_000);
+  });
+
+  test('a write fails: the tab sends what only it holds itself', () => {
+    const t = loaded({}, false);
+    t.fact({ type: 'record', events: [event], uuids: ['u1'] });
+    expect(kinds(t.stored({ ok: false, error: 'QuotaExceededError' }))).toEqual(['load-transport']);
+    expect(t.st.outbox.stranded).toMatch(/IndexedDB write failed/);
+    t.fact({ type: 'transport', result: 'ready' });
+    expect(of(t.fact({ type: 'tick' }, 2000), 'send')[0]!.batch.map((w) => w.uuid)).toEqual(['u1']); // in its flush window
+  });
+});
+
+describe('leadership and posthog-js', () => {
+  test('lead: asked while the gate is on; leading, the next flush window looks at what earlier pages left', () => {
+    const t = tab();
+    t.fact({ type: 'start' });
+    expect(kinds(t.stored())).toEqual(['notify', 'lead']);
+    t.fact({ type: 'lead', leading: true });
+    expect(t.st.timers.pass).toBe(2000);
+  });
+
+  test('transport failed: the lead let go (another tab may load it), asked again and reloaded after a backoff; unusable: one audit entry; hung: the lead is let go', () => {
+    const t = loaded();
+    t.fact({ type: 'record', events: [event], uuids: ['u1'] });
+    expect(of(t.fact({ type: 'transport', result: 'failed' }), 'lead')).toEqual([{ type: 'lead', lead: false }]);
+    expect(t.st.timers.reload).toBe(t.now + 3000);
+    expect(of(t.fact({ type: 'tick' }, 3000), 'lead')).toEqual([{ type: 'lead', lead: true }]);
+    expect(kinds(t.fact({ type: 'lead', leading: true }))).toContain('load-transport');
+    expect(audits(t.fact({ type: 'transport', result: 'unusable', problem: 'x' }))).toEqual([expect.stringMatching(/^dropped: posthog-js is not usable/)]);
+    const hung = loaded();
+    hung.fact({ type: 'record', events: [event], uuids: ['u1'] });
+    expect(of(hung.fact({ type: 'transport', result: 'hung' }), 'lead')).toEqual([{ type: 'lead', lead: false }]);
+  });
+});
+
+describe('the page', () => {
+  test('hidden: delivers now, while the page still runs', () => {
+    const t = loaded();
+    t.fact({ type: 'transport', result: 'ready' });
+    expect(kinds(t.fact({ type: 'page', page: 'hidden' }))).toEqual(['storage:list']);
+  });
+
+  test('closing: what only this tab holds is journaled now, and what it holds leaves in one keepalive request; the lock is let go', () => {
+    const t = loaded();
+    t.fact({ type: 'transport', result: 'ready' });
+    t.fact({ type: 'record', events: [event], uuids: ['u1'] });
+    const fx = t.fact({ type: 'page', page: 'closing' });
+    expect(kinds(fx)).toEqual(['journal', 'send-on-close', 'lead']);
+    expect(of(fx, 'journal')[0]!.entries.map((e) => e.uuid)).toEqual(['u1']);
+  });
+
+  test('closing with an opt-out not yet stored: the cut is journaled (it must not be lost)', () => {
+    const t = loaded();
+    t.fact({ type: 'set-metadata', metadata: { a: 1 }, ask: 1 }); // under way
+    t.fact({ type: 'set-choice', enabled: false, ask: 2 });
+    const journal = of(t.fact({ type: 'page', page: 'closing' }), 'journal')[0]!;
+    expect(journal.changes.map((c) => c.change)).toEqual([{ cutAt: WALL, choice: 'disabled', choiceTime: new Date(WALL).toISOString() }]);
+  });
+
+  test('closing within a retry wait: journaled, but no keepalive request', () => {
+    const { t, id } = flying(['u1']);
+    t.fact({ type: 'answer', id, status: 503, redirected: false, quotaLimited: false });
+    t.fact({ type: 'record', events: [event], uuids: ['u2'] });
+    expect(kinds(t.fact({ type: 'page', page: 'closing' }))).toEqual(['journal', 'lead']);
+  });
+
+  test('the keepalive request holds at most 48 KB of UTF-8', () => {
+    const t = loaded();
+    t.fact({ type: 'transport', result: 'ready' });
+    const big: Valid = { ...event, props: { text: '語'.repeat(5000) }, bytes: 15_000 };
+    t.fact({ type: 'record', events: [big, big, big, big, big], uuids: ['a', 'b', 'c', 'd', 'e'] });
+    const batch = of(t.fact({ type: 'page', page: 'closing' }), 'send-on-close')[0]!.batch;
+    expect(batch).toHaveLength(3); // 3 × ~15 KB of UTF-8 (5000 characters each, 3 bytes per character)
+  });
+
+  test('restored from the back/forward cache: the journal forgotten (it holds them again), storage read again before anything is sent', () => {
+    const t = loaded();
+    t.fact({ type: 'page', page: 'closing' });
+    const fx = t.fact({ type: 'page', page: 'restored' });
+    expect(of(fx, 'journal')).toEqual([{ type: 'journal', entries: [], changes: [] }]);
+    expect(t.st.consent.told.reason).toBe('loading');
+  });
+
+  test('online: a failed request is retried now', () => {
+    const { t, id } = flying(['u1']);
+    t.fact({ type: 'answer', id, status: 0, redirected: false, quotaLimited: false });
+    t.stored(); // its removal
+    expect(kinds(t.fact({ type: 'online' }))).toEqual(['storage:list']);
+  });
+});
+
+describe('storage', () => {
+  test('a read fails: off ("storage-unavailable"), tried again after a backoff', () => {
+    const t = tab();
+    t.fact({ type: 'start' });
+    const fx = t.stored({ ok: false, error: 'x' });
+    expect(of(fx, 'notify')[0]!.state).toEqual({ enabled: false, reason: 'storage-unavailable' });
+    expect(t.st.timers.storage).toBe(3000);
+    expect(kinds(t.fact({ type: 'tick' }, 3000))).toEqual(['storage:read']);
+  });
+
+  test('connection lost: read again, nothing sent until then', () => {
+    const t = loaded();
+    t.fact({ type: 'storage-lost' });
+    expect(t.st.consent.told.reason).toBe('loading');
+  });
+
+  test('the config vanished after it was read (site data cleared): everything held ends, and a cut is stored', () => {
+    const t = loaded();
+    t.fact({ type: 'record', events: [event], uuids: ['u1'] });
+    const fx = t.stored({ created: true, config: { ...CONFIG, analyticsId: 'fresh' } });
+    expect(audits(fx)).toEqual(['dropped: cleared: the site data was cleared']);
+    expect(t.op()).toEqual({ op: 'change', change: { cutAt: WALL } });
+  });
+
+  test('what a read, list or add could not keep (evicted, refused by the add rule) is audited here', () => {
+    const t = loaded();
+    const fx = t.fact({ type: 'record', events: [event], uuids: ['u1'] });
+    expect(kinds(fx)).toContain('storage:add');
+    expect(audits(t.stored({ dropped: [entry('old')], refused: [entry('u1', { cut: 3 })] }))).toEqual(['dropped: outbox full: the oldest waiting events are dropped', 'dropped: recorded before the last opt-out or clear']);
+  });
+});
