@@ -154,7 +154,9 @@ export async function runStorageOp(db: Storage, where: Where, op: StorageOp): Pr
   const journaled = journaledChanges();
   try {
     const result = await db.transaction(STORES, 'readwrite', (tx) => inTransaction(tx, where, op, journaled));
-    afterCommit(result, journaled);
+    for (const key of result.journal ?? []) forget(key); // the journaled events it took in
+    delete result.journal;
+    if (journaled.length) await keepJournaled(db, where, journaled);
     return result;
   } catch (err) {
     if (op.op === 'change' && op.change.cutAt !== undefined) return keepChange(db, where, op.change, journaled, err);
@@ -176,26 +178,34 @@ async function inTransaction(tx: IDBTransaction, where: Where, op: StorageOp, jo
   return { ok: true, config, created };
 }
 
-/** Once committed: the journaled events taken in, and the journaled changes the config now holds, are forgotten. */
-function afterCommit(result: StorageResult & { journal?: string[] }, journaled: Journaled): void {
-  for (const key of result.journal ?? []) forget(key);
-  for (const [id] of journaled) if (result.config?.applied?.includes(id)) forget(JOURNAL_CHANGE + id);
-  delete result.journal;
+/**
+ * Journaled changes, written into the config where the disk takes them (a transaction of their
+ * own: an op never fails for them), then forgotten. Each is applied once (its id is kept).
+ */
+async function keepJournaled(db: Storage, where: Where, journaled: Journaled): Promise<void> {
+  const applied: string[] = await db
+    .transaction([CONFIG], 'readwrite', async (tx) => {
+      const { config } = await configOf(tx, where.sessionId, journaled, false);
+      if (await get(tx, CONFIG, CONFIG_KEY)) tx.objectStore(CONFIG).put(config, CONFIG_KEY);
+      return config.applied ?? [];
+    })
+    .catch(() => []);
+  for (const [id] of journaled) if (applied.includes(id)) forget(JOURNAL_CHANGE + id);
 }
 
-/** The stored config, created (or adopted from the old web build) if missing; journaled changes applied, and written when `write`. */
+/** The stored config, created (or adopted from the old web build) if missing (written when `write`); journaled changes applied over it. */
 async function configOf(tx: IDBTransaction, sessionId: string, journaled: Journaled, write: boolean): Promise<{ config: StoredConfig; created: boolean }> {
   const raw = await get<Record<string, unknown>>(tx, CONFIG, CONFIG_KEY);
   let config = normalize(raw);
   const created = !config;
   config ??= firstConfig(sessionId);
-  const read = config;
+  const repaired = !created && config.analyticsId !== raw?.analyticsId; // an id made now is kept, once
+  if (write && (created || repaired)) tx.objectStore(CONFIG).put(config, CONFIG_KEY);
   for (const [id, change] of journaled) config = applyJournaled(config, id, change);
-  const repaired = !created && read.analyticsId !== raw?.analyticsId; // an id made now is kept, once
-  if (write && (created || repaired || config !== read)) tx.objectStore(CONFIG).put(config, CONFIG_KEY);
   return { config, created };
 }
 
+/** A change, over the config as read (journaled changes applied: written with it). */
 async function change(tx: IDBTransaction, where: Where, old: StoredConfig, created: boolean, ch: ConfigChange): Promise<StorageResult> {
   const config = applyChange(old, ch);
   tx.objectStore(CONFIG).put(config, CONFIG_KEY);
@@ -222,8 +232,9 @@ async function keepChange(db: Storage, where: Where, ch: ConfigChange, journaled
   if (!journal(JOURNAL_CHANGE + id, ch)) return { ok: false, error: errorOf(err) };
   try {
     return await db.transaction(STORES, 'readwrite', async (tx) => {
-      const { config, created } = await configOf(tx, where.sessionId, journaled, false);
-      return { ok: true, config: applyJournaled(config, id, ch), created, journaled: true, ...(await empty(tx, where)) };
+      if (!normalize(await get(tx, CONFIG, CONFIG_KEY))) throw err; // no config yet: the first read that can write applies it
+      const { config } = await configOf(tx, where.sessionId, journaled, false);
+      return { ok: true, config: applyJournaled(config, id, ch), created: false, journaled: true, ...(await empty(tx, where)) };
     });
   } catch (again) {
     // The journal keeps it (every read applies it), but the outbox could not be emptied: when unsure, say it failed.
@@ -259,24 +270,22 @@ async function add(tx: IDBTransaction, where: Where, config: StoredConfig, entri
     size.bytes += e.bytes;
   }
   const dropped = over(size) ? await evict(tx, size, await marked(tx, where.wall())) : [];
-  tx.objectStore(CONFIG).put(size, SIZE_KEY);
+  if (fresh.length || dropped.length) tx.objectStore(CONFIG).put(size, SIZE_KEY); // nothing else written: nothing to fail on a full disk
   return { dropped, refused };
 }
 
-/** Oldest first (records are keyed by their oldest time-ordered uuid), skipping what a tab has marked. */
+/** The oldest first, skipping what a tab has marked, until within the bounds (past them, which is rare: everything is read). */
 async function evict(tx: IDBTransaction, size: { count: number; bytes: number }, flying: Set<string>): Promise<OutboxEntry[]> {
-  const evicted = new Map<string, OutboxEntry>();
-  await walk(tx, EVENTS, (value) => {
-    for (const e of entriesOf(value)) {
-      if (!over(size) || flying.has(e.uuid) || evicted.has(e.uuid)) continue;
-      evicted.set(e.uuid, e);
-      size.count--;
-      size.bytes -= e.bytes;
-    }
-    return over(size);
-  });
-  await dropFromRecords(tx, EVENTS, new Set(evicted.keys()));
-  return [...evicted.values()];
+  const evicted: OutboxEntry[] = [];
+  for (const e of await stored(tx, EVENTS)) {
+    if (!over(size)) break;
+    if (flying.has(e.uuid)) continue;
+    evicted.push(e);
+    size.count--;
+    size.bytes -= e.bytes;
+  }
+  await dropFromRecords(tx, EVENTS, new Set(evicted.map((e) => e.uuid)));
+  return evicted;
 }
 
 /** Visits a store's records oldest first, one request each, while `visit` asks for more; true if it stopped before the end. */
@@ -301,10 +310,12 @@ function walk(tx: IDBTransaction, store: string, visit: (value: unknown, key: ID
  */
 async function list(tx: IDBTransaction, where: Where, config: StoredConfig, created: boolean, op: StorageOp & { op: 'list' }): Promise<StorageResult & { journal?: string[] }> {
   const journaled = await takeJournaled(tx, config, where);
-  const older = await takeOlder(tx, config, where, op.limit);
+  const older = await takeOlder(tx, config, where);
   const found = new Map<string, OutboxEntry>();
-  const more = await walk(tx, EVENTS, (value) => {
-    if (found.size >= op.limit) return false; // a record not read: more wait
+  // Records come by their oldest entry; once `limit` are found, a record whose oldest is newer than
+  // all of them holds none of the oldest `limit` (nor do those after it): more wait.
+  const more = await walk(tx, EVENTS, (value, key) => {
+    if (found.size >= op.limit && String(key).split(' ')[0]! > nth(found, op.limit)) return false;
     for (const e of entriesOf(value)) if (e.projectKey === where.projectKey && e.apiHost === where.apiHost) found.set(e.uuid, e);
     return true;
   });
@@ -327,6 +338,8 @@ async function list(tx: IDBTransaction, where: Where, config: StoredConfig, crea
 }
 
 const endpoint = (where: Where) => `${where.apiHost} ${where.projectKey}`;
+/** The `n`-th smallest uuid found. */
+const nth = (found: Map<string, OutboxEntry>, n: number) => [...found.keys()].sort()[n - 1]!;
 
 /** Every page's journaled events, into the outbox by the add rule; their keys are forgotten once this commits. */
 async function takeJournaled(tx: IDBTransaction, config: StoredConfig, where: Where): Promise<Taken> {
@@ -339,26 +352,26 @@ async function takeJournaled(tx: IDBTransaction, config: StoredConfig, where: Wh
   return { ...(await add(tx, where, config, entries)), journal: keys };
 }
 
-/** An older build's outbox (versions 2 and 3), but what its tabs have marked: into ours, by the add rule, a list's worth at a time. */
-async function takeOlder(tx: IDBTransaction, config: StoredConfig, where: Where, limit: number): Promise<Taken> {
+/** An older build's outbox (versions 2 and 3), but what its tabs have marked: into ours, by the add rule (once: a deploy's worth). */
+async function takeOlder(tx: IDBTransaction, config: StoredConfig, where: Where): Promise<Taken> {
   const flying = await marked(tx, where.wall());
-  const taken: OutboxEntry[] = [];
+  const taken = new Map<string, OutboxEntry>();
   const records: [IDBValidKey, OutboxEntry[], OutboxEntry[]][] = [];
   await walk(tx, LEGACY_OUTBOX, (value, key) => {
     const all = entriesOf(value);
     const take = all.filter((e) => !flying.has(e.uuid));
     if (take.length) records.push([key, all, take]);
-    taken.push(...take);
-    return taken.length < limit;
+    for (const e of take) taken.set(e.uuid, e);
+    return true;
   });
-  if (!taken.length) return {};
+  if (!taken.size) return {};
   const box = tx.objectStore(LEGACY_OUTBOX);
   for (const [key, all, take] of records) {
     const left = all.filter((e) => !take.includes(e));
     if (left.length) box.put(batchOf(left), key);
     else box.delete(key);
   }
-  return add(tx, where, config, taken);
+  return add(tx, where, config, [...taken.values()]);
 }
 
 /** Removes entries (those gone already are skipped), this tab's mark, and stores the endpoint's wait. */

@@ -101,7 +101,11 @@ export interface ConfigChange {
  * read first (created if missing: `created`; journaled changes applied). One at a time per tab.
  */
 export type StorageOp =
-  /** The config. Takes the journaled events of every page into the outbox (by the add rule; `refused`, `dropped`). */
+  /**
+   * The config. Takes the journaled events of every page into the outbox (by the add rule;
+   * `refused`, `dropped`). If IndexedDB refuses to write (a full disk), the config as stored, with
+   * the journaled changes over it; nothing taken in.
+   */
   | { op: 'read' }
   /**
    * Applies `change` (applyChange). With `cutAt`, empties the outbox in the same transaction and
@@ -123,7 +127,10 @@ export type StorageOp =
    * and an older build's outbox, in first.
    */
   | { op: 'list'; limit: number; mark: boolean }
-  /** Removes `uuids` (those gone already are skipped); `unmark`: this tab's mark too; stores `notBefore` as this tab's (absent: clears it). */
+  /**
+   * Removes `uuids` (those gone already are skipped; a full disk refuses it, as it rewrites
+   * records); `unmark`: this tab's mark too; stores `notBefore` as this tab's (absent: clears it).
+   */
   | { op: 'remove'; uuids: string[]; unmark: boolean; notBefore?: number };
 
 export interface StorageResult {

@@ -53,12 +53,13 @@ export function onRecord(c: Step, events: Valid[], uuids: string[]): void {
 function admit(c: Step, event: Valid, uuid: string): OutboxEntry | undefined {
   const { st } = c;
   const ref = { uuid, kind: event.kind, name: event.name };
-  if (st.page === 'closed' || st.asks.shutdown !== undefined) return void dropRef(c, ref, 'shut down', false);
   const state = gate(c);
-  if (state.enabled) return keep(c, event, uuid);
-  if (state.reason !== 'loading') return void dropRef(c, ref, state.reason, false);
-  if (st.held.length >= HOLD_CAPACITY) return void dropRef(c, ref, `too many at once: more than ${HOLD_CAPACITY} recorded before the stored choice was read`, false);
-  st.held.push({ event, uuid, now: c.now, wall: c.wall });
+  if (st.page !== 'closed' && st.asks.shutdown === undefined && state.enabled) return keep(c, event, uuid);
+  if (st.page === 'closed' || st.asks.shutdown !== undefined) dropRef(c, ref, 'shut down', false);
+  else if (state.reason !== 'loading') dropRef(c, ref, state.reason, false);
+  else if (st.held.length >= HOLD_CAPACITY) dropRef(c, ref, `too many at once: more than ${HOLD_CAPACITY} recorded before the stored choice was read`, false);
+  else st.held.push({ event, uuid, now: c.now, wall: c.wall });
+  return undefined;
 }
 
 /** Held events go on (or end) once the gate answers something other than 'loading'. */
@@ -193,11 +194,14 @@ export function onListed(c: Step, op: StorageOp & { op: 'list' }, r: StorageResu
   if (r.more && progress) st.pass = sweeping ? 'sweep' : st.pass || 'due';
   else if (r.more) st.timers.pass ??= c.now + st.s.intervalMs;
   if (sweeping) return;
-  if (!delivers(c)) return void (st.lead === 'leading' && gate(c).reason === 'loading' && (st.pass ||= 'due')); // held by a re-read: again after it
+  if (!delivers(c)) {
+    if (st.lead === 'leading' && gate(c).reason === 'loading') st.pass ||= 'due'; // held by a re-read: again after it
+    return;
+  }
   for (const e of ready) st.outbox.known.set(e.uuid, e);
   if (st.flight || st.timers.retry !== undefined) return;
-  if (st.transport.state !== 'ready') return void (ready.length && (st.pass ||= 'due')); // once posthog-js is loaded
-  send(c, ready);
+  if (st.transport.state === 'ready') send(c, ready);
+  else if (ready.length) st.pass ||= 'due'; // once posthog-js is loaded
 }
 
 /** One request, the gate asked in this very step. */

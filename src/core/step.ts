@@ -55,7 +55,10 @@ function onTimer(c: Step, timer: TimerName): void {
 
 function handle(c: Step, f: Fact): void {
   const { st, fx } = c;
-  if (st.page === 'closed') return void ('ask' in f && fx.push({ type: 'done', ask: f.ask }));
+  if (st.page === 'closed') {
+    if ('ask' in f) fx.push({ type: 'done', ask: f.ask }); // after shutdown(): answered, nothing done
+    return;
+  }
   switch (f.type) {
     case 'record': return onRecord(c, f.events, f.uuids);
     case 'set-choice': return onSetChoice(c, f.enabled, f.ask);
@@ -226,7 +229,10 @@ function passSettle(c: Step): void {
   if (st.flight) return; // once it is answered
   const { state: transport } = st.transport;
   const stuck = transport === 'hung' || transport === 'unusable' || (transport === 'failed' && st.timers.reload !== undefined);
-  if (st.timers.retry !== undefined || stuck) return void (st.pass = false); // the retry, or the reload, brings it back
+  if (st.timers.retry !== undefined || stuck) {
+    st.pass = false; // the retry, or the reload, brings it back
+    return;
+  }
   if (st.outbox.stranded) sendStranded(c);
   if (!st.flight && st.lead !== 'leading') st.pass = false;
 }

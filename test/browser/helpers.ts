@@ -3,7 +3,7 @@
 import { afterEach, beforeEach, inject } from 'vitest';
 import { commands } from 'vitest/browser';
 import { promisifyRequest } from 'idb-keyval';
-import { createAnalytics, type Analytics, type AnalyticsOptions } from '../../src';
+import { createAnalytics, type Analytics, type AnalyticsOptions, type ConfigSnapshot } from '../../src';
 import { CONFIG, DB_NAME, EVENTS, LEGACY_OUTBOX, openStorage, type OutboxEntry, type StoredConfig } from '../../src/store';
 import { CHANNEL_NAME } from '../../src/tabs';
 
@@ -15,7 +15,7 @@ import type { RouteAction, RouteSpec } from '../page-commands';
 
 export const sinkUrl = inject('sinkUrl');
 
-export const newKey = () => `phc_test_${Math.random().toString(36).slice(2)}`;
+export const newKey = (what = 'test') => `phc_${what}_${Math.random().toString(36).slice(2)}`;
 
 export async function received(key?: string): Promise<{ events: ReceivedEvent[]; requests: RequestLogEntry[]; duplicates: ReceivedEvent[] }> {
   const res = await fetch(`${sinkUrl}/__sink/received${key ? `?key=${encodeURIComponent(key)}` : ''}`);
@@ -164,6 +164,37 @@ export const INIT = {
   human: `Object.defineProperty(Navigator.prototype, 'webdriver', { get: () => false, configurable: true });`,
   noIndexedDB: `IDBFactory.prototype.open = function () { throw new DOMException('storage blocked', 'SecurityError'); };`,
 };
+
+/** Evaluates `js` in a page (an expression, or an async IIFE) and returns its JSON value. */
+export const evalIn = (page: string, js: string) => pages.pageEval(page, js);
+/** A fixture page's `analytics.config()`. */
+export const configOf = (page: string) => evalIn(page, 'analytics.config()') as Promise<ConfigSnapshot>;
+
+/** The fixture pages a test file opens (openApp), each closed after its test at the latest. */
+export function appPages() {
+  const opened = new Set<string>();
+  afterEach(async () => {
+    for (const id of [...opened]) await pages.closePage(id).catch(() => undefined);
+    opened.clear();
+  });
+  return {
+    async app(key: string, extra = '', init?: string, routes?: RouteSpec[]): Promise<string> {
+      const id = await openApp(key, extra, init, routes);
+      opened.add(id);
+      return id;
+    },
+    /** Any page of the test server (a path). */
+    async open(path: string): Promise<string> {
+      const id = await pages.openPage(path);
+      opened.add(id);
+      return id;
+    },
+    async close(id: string): Promise<void> {
+      opened.delete(id);
+      await pages.closePage(id);
+    },
+  };
+}
 
 /** Records two events in a fixture page, flushes, and reports its state and what it fetched since load. */
 export async function exercise(page: string): Promise<{ state: [boolean, string]; transportFetched: boolean; toggle: { reason?: string; checked: boolean; disabled: boolean; text: string } }> {

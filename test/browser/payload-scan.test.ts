@@ -17,9 +17,13 @@ function strings(value: unknown): string[] {
 
 test('every payload of the run: nothing outside the allow-list, nothing about the page', async () => {
   const { events, requests, duplicates } = await received();
-  // At-least-once out, exactly-once in: the sink deduplicates on uuid as PostHog does, and in
-  // this whole run nothing was ever sent twice.
-  expect(duplicates.map((e) => `${e.api_key} ${e.event} ${String(e.raw.uuid)}`)).toEqual([]);
+  // At least once out, exactly once in: the sink deduplicates on uuid as PostHog does. A
+  // duplicate (after a fault: a keepalive at close, a page back from the cache) is the very same
+  // event every time — name, timestamp, properties — or the server would keep a wrong one.
+  const first = new Map(events.map((e) => [String(e.raw.uuid), e]));
+  const differing = duplicates.filter((d) => JSON.stringify(d.raw) !== JSON.stringify(first.get(String(d.raw.uuid))?.raw));
+  expect(differing.map((e) => `${e.api_key} ${e.event} ${String(e.raw.uuid)}`)).toEqual([]);
+  console.info(`payload scan: ${duplicates.length} duplicates (each the same event as its first copy)`);
   // The scan means something only if the suite sent plenty, of every kind.
   expect(events.length).toBeGreaterThan(20);
   const names = new Set(events.map((e) => e.event));

@@ -56,6 +56,7 @@ export class ContractStore {
     } catch (err) {
       this.restore(before);
       if (op.op === 'change' && op.change.cutAt !== undefined) return this.keepChange(op.change, who);
+      if (op.op === 'read' && this.config) return { ok: true, config: this.configOf(who).config, created: false, othersFlying: this.flying(who.sessionId).size > 0 };
       return { ok: false, error: String(err) };
     }
   }
@@ -77,7 +78,7 @@ export class ContractStore {
     if (op.op === 'change') return this.change(config, created, op.change, who);
     if (op.op === 'add') return { ok: true, config, created, ...this.add(config, op.entries) };
     if (op.op === 'list') return { ok: true, config, created, ...this.list(config, op, who) };
-    for (const u of op.uuids) this.outbox.delete(u);
+    if (op.uuids.length) this.put(() => op.uuids.forEach((u) => this.outbox.delete(u))); // records rewritten, the size counted: writes
     if (op.unmark) this.marks.delete(who.sessionId);
     const key = `${who.apiHost} ${who.projectKey}`;
     if (op.notBefore === undefined) this.notBefore.delete(key);
@@ -109,17 +110,13 @@ export class ContractStore {
     return { ok: true, config, created, ...this.empty(who) };
   }
 
-  /** A change with a cut that IndexedDB refused: kept in the journal; the outbox emptied by deletes only. */
+  /** A change with a cut that IndexedDB refused: kept in the journal; the outbox emptied by deletes only (with no config yet: failed, the journal kept). */
   private keepChange(change: ConfigChange, who: Caller): StorageResult {
-    let read: { config: StoredConfig; created: boolean };
-    try {
-      read = this.configOf(who);
-    } catch (err) {
-      return { ok: false, error: String(err) }; // not even a config to read: nothing is kept
-    }
     const id = this.newId();
+    const config = this.config && this.configOf(who).config; // what was journaled before, then this, the latest, over it
     this.journalChanges.set(id, change);
-    return { ok: true, config: applyJournaled(read.config, id, change), created: read.created, journaled: true, ...this.empty(who) };
+    if (!config) return { ok: false, error: 'no config yet: the first read that can write applies the journal' };
+    return { ok: true, config: applyJournaled(config, id, change), created: false, journaled: true, ...this.empty(who) };
   }
 
   private empty(who: Caller): Pick<StorageResult, 'dropped' | 'flying' | 'othersFlying'> {
@@ -163,19 +160,19 @@ export class ContractStore {
     return { ...taken, entries, more: mine.length > limit, ...(others ? { notBefore: nb.until } : {}) };
   }
 
-  /** Every page's journaled events, into the outbox by the add rule; the journal forgets them. Best effort: a full disk keeps them there. */
+  /** Every page's journaled events, into the outbox by the add rule; the journal forgets them. */
   private takeJournaled(config: StoredConfig): Taken {
-    if (!this.journalEvents.size || this.full) return {};
+    if (!this.journalEvents.size) return {};
     const taken = this.add(config, [...this.journalEvents.values()].flat());
     this.journalEvents.clear();
     return taken;
   }
 
-  /** An older build's outbox, but what its tabs have in flight, into ours by the add rule (best effort, as above). */
+  /** An older build's outbox, but what its tabs have in flight, into ours by the add rule. */
   private takeLegacy(config: StoredConfig): Taken {
     const flying = this.flying();
     const entries = [...this.legacy.values()].filter((e) => !flying.has(e.uuid));
-    if (!entries.length || this.full) return {};
+    if (!entries.length) return {};
     entries.forEach((e) => this.legacy.delete(e.uuid));
     return this.add(config, entries);
   }

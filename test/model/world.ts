@@ -91,6 +91,11 @@ export interface Tab {
    * before the tab first read storage (-1), it counts as made after what that read found.
    */
   own?: { value: 'enabled' | 'disabled'; seq: number };
+  /**
+   * It heard an opt-out (stored or not: a tab whose write failed still announces it): off until it
+   * hears an opt-in, or stores a choice of its own (I2).
+   */
+  heardOff: boolean;
 }
 
 export interface World {
@@ -159,7 +164,7 @@ export function newWorld(tabs: number): World {
 function openTab(w: World): Tab {
   const sid = `s${w.tabs.length}`;
   const st = initialState(SETTINGS(sid), w.mono);
-  const tab: Tab = { n: w.tabs.length, sid, st, alive: true, ops: [], reqs: new Map(), inbox: [], loading: false, terminal: new Map(), knows: new Set(), pendingCuts: [], choice: { seq: -1, value: 'unset', by: -1 } };
+  const tab: Tab = { n: w.tabs.length, sid, st, alive: true, ops: [], reqs: new Map(), inbox: [], loading: false, terminal: new Map(), knows: new Set(), pendingCuts: [], choice: { seq: -1, value: 'unset', by: -1 }, heardOff: false };
   w.tabs.push(tab);
   feed(w, tab, { type: 'start' });
   return tab;
@@ -259,6 +264,7 @@ function checkRequest(w: World, tab: Tab, uuids: string[]): void {
   const { own, choice } = tab;
   const newest = own && (choice.by === tab.n || choice.seq <= own.seq) ? own.value : choice.value;
   expect(newest, `I2: tab ${tab.n} sends while the newest choice it knows is off (stored #${choice.seq} by t${choice.by}: ${choice.value}; its own: ${own?.value})`).not.toBe('disabled');
+  expect(tab.heardOff, `I2: tab ${tab.n} sends after it heard an opt-out, with no opt-in heard or choice of its own stored since`).toBe(false);
   for (const cut of tab.knows) for (const u of uuids) expect(w.cuts[cut]!.before.has(u), `I1: tab ${tab.n} sends ${u}, recorded before cut ${cut}, which it knows of`).toBe(false);
   for (const u of uuids) expect(tab.terminal.has(u), `I4: tab ${tab.n} sends ${u} again, which its audit ended (${tab.terminal.get(u)})`).toBe(false);
 }
@@ -316,6 +322,7 @@ function completeStorage(w: World, tab: Tab, ok: boolean, late = false): void {
   if (result.ok) {
     knows.forEach((i) => tab.knows.add(i));
     learn(tab, choice);
+    if (next.op.op === 'change' && next.op.change.choice) tab.heardOff = false; // its own choice, stored after what it heard
   }
   feed(w, tab, { type: 'stored', id: next.id, op: next.op, result });
 }
@@ -424,6 +431,8 @@ function message(w: World, tab: Tab, lose: boolean): void {
   const m = tab.inbox.shift();
   if (!m || lose) return;
   const { choiceSeq, ...input } = m;
+  if (input.type === 'heard' && input.choice === 'disabled') tab.heardOff = true;
+  if (input.type === 'heard' && input.change === 'choice' && input.choice === 'enabled') tab.heardOff = false;
   if (input.type === 'heard') {
     if (input.choice === 'disabled' || input.change === 'clear' || input.emptied) range(w.wiped, w.cuts.length).forEach((i) => w.cuts[i]!.stored && tab.knows.add(i));
     if (input.change === 'choice' || input.choice === 'disabled') learn(tab, choiceSeq!);

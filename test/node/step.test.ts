@@ -145,7 +145,6 @@ describe('the host', () => {
 
   test('an opt-out then at once an opt-in: one change, the opt-in with the opt-out\'s cut (what came before still ends)', () => {
     const t = loaded();
-    t.fact({ type: 'metadata' as never }); // (nothing: an unknown fact is ignored)
     t.fact({ type: 'set-metadata', metadata: { a: 1 }, ask: 1 }); // under way
     t.fact({ type: 'set-choice', enabled: false, ask: 2 });
     t.fact({ type: 'set-choice', enabled: true, ask: 3 });

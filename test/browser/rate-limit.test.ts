@@ -1,0 +1,71 @@
+// A 429 ("slow down") holds every request of that project for at least 30 s, from any tab: the
+// delivering tab stores the wait with what it removes; a tab that takes over (the first closed,
+// or crashed) honours it; a closing page's keepalive request does too. The three run side by
+// side (each its own project key) and watch the same 30 s.
+import { expect, test } from 'vitest';
+import { appPages, configOf, evalIn, failNext, newKey, pages, received, sinkUrl, sleep, waitFor } from './helpers';
+
+const { app, close } = appPages();
+
+/** The least a 429 holds delivery; 1 s of slack for the two clocks' readings. */
+const WAIT_MS = 30_000;
+const SLACK_MS = 1000;
+
+/** The tab delivers and posthog-js is loaded: one event sent and received. */
+async function warmUp(page: string, key: string) {
+  await evalIn(page, `analytics.ready.then(() => { analytics.record('settings-opened'); return analytics.flush(); })`);
+  await waitFor(() => received(key), (r) => r.events.length >= 1, 10_000);
+  await waitFor(() => configOf(page), (c) => c.delivery.delivering && c.delivery.transport === 'ready');
+}
+
+/** In the delivering tab: the endpoint answers 429 to everything of `key`; 2 events flushed (answered 429). When the 429 arrived (the sink's clock). */
+async function rateLimited(page: string, key: string): Promise<number> {
+  await failNext(key, 'count=100&status=429');
+  await evalIn(page, `(async () => { analytics.record('help-button-clicked'); analytics.record('help-button-clicked'); await analytics.flush(); })()`);
+  const r = await waitFor(() => received(key), (x) => x.requests.some((q) => q.status === 429), 10_000);
+  await waitFor(() => configOf(page), (c) => c.delivery.lastError === 'HTTP 429'); // and its removal told the wait to storage
+  await sleep(200);
+  return r.requests.find((q) => q.status === 429)!.at;
+}
+
+/** Every request of `key` within the 30 s after the 429 (the 429 itself aside), as "+N ms". */
+async function tooEarly(key: string, t429: number): Promise<string[]> {
+  while (Date.now() < t429 + WAIT_MS) await sleep(500);
+  return (await received(key)).requests.filter((q) => q.at > t429 && q.at < t429 + WAIT_MS - SLACK_MS && q.method === 'POST').map((q) => `+${q.at - t429} ms (${q.events} events, answered ${q.status})`);
+}
+
+/** Two tabs; the first delivers and gets the 429. */
+async function twoTabs(what: string) {
+  const key = newKey(what);
+  const first = await app(key, '&toggle=0');
+  await warmUp(first, key);
+  const second = await app(key, '&toggle=0'); // waits in line for the Web Lock
+  await waitFor(() => configOf(second), (c) => c.reason === 'default' && !c.delivery.delivering);
+  return { key, first, second, t429: await rateLimited(first, key) };
+}
+
+const closed = async () => {
+  const { key, first, t429 } = await twoTabs('429_close');
+  await close(first); // its closing request (none: the wait), then the second tab takes over what waits
+  return tooEarly(key, t429);
+};
+const crashed = async () => {
+  const { key, first, second, t429 } = await twoTabs('429_crash');
+  await pages.pageCrash(first); // no closing request; the browser lets go of its Web Lock
+  await close(first);
+  await waitFor(() => configOf(second), (c) => c.delivery.delivering, 10_000);
+  return tooEarly(key, t429);
+};
+const alone = async () => {
+  const key = newKey('429_leave');
+  const p = await app(key, '&toggle=0');
+  await warmUp(p, key);
+  const t429 = await rateLimited(p, key);
+  await pages.pageGoto(p, `/test/fixtures/app.html?bare=1&sink=${encodeURIComponent(sinkUrl)}`); // pagehide: its closing request waits too
+  return tooEarly(key, t429);
+};
+
+test('after a 429, no request of that project within 30 s: from the tab that takes over when the first is closed, or crashed; nor a closing page\'s keepalive', async () => {
+  const [afterClose, afterCrash, leaving] = await Promise.all([closed(), crashed(), alone()]);
+  expect({ afterClose, afterCrash, leaving }).toEqual({ afterClose: [], afterCrash: [], leaving: [] });
+}, 90_000);
