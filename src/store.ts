@@ -174,6 +174,10 @@ async function inTransaction(tx: IDBTransaction, where: Where, op: StorageOp, jo
   if (op.op === 'change') return change(tx, where, config, created, op.change);
   if (op.op === 'add') return { ok: true, config, created, ...(await add(tx, where, config, op.entries)) };
   if (op.op === 'list') return list(tx, where, config, created, op);
+  if (op.op === 'mark') {
+    tx.objectStore(CONFIG).put({ uuids: op.uuids, until: where.wall() + MARK_MS }, MARK + where.sessionId);
+    return { ok: true, config, created };
+  }
   await remove(tx, where, op);
   return { ok: true, config, created };
 }
@@ -209,7 +213,7 @@ async function configOf(tx: IDBTransaction, sessionId: string, journaled: Journa
 async function change(tx: IDBTransaction, where: Where, old: StoredConfig, created: boolean, ch: ConfigChange): Promise<StorageResult> {
   const config = applyChange(old, ch);
   tx.objectStore(CONFIG).put(config, CONFIG_KEY);
-  if (ch.cutAt === undefined) return { ok: true, config, created };
+  if (ch.cutAt === undefined) return { ok: true, config, created, othersFlying: (await marked(tx, where.wall(), where.sessionId)).size > 0 };
   return { ok: true, config, created, ...(await empty(tx, where)) };
 }
 

@@ -128,6 +128,12 @@ export type StorageOp =
    */
   | { op: 'list'; limit: number; mark: boolean }
   /**
+   * Marks `uuids` (what only this tab holds: its writes fail) as this tab's in flight for
+   * MARK_MS, replacing its mark, so that an opt-out elsewhere waits for its request. A full disk
+   * refuses it: when unsure, such a tab sends nothing.
+   */
+  | { op: 'mark'; uuids: string[] }
+  /**
    * Removes `uuids` (those gone already are skipped; a full disk refuses it, as it rewrites
    * records); `unmark`: this tab's mark too; stores `notBefore` as this tab's (absent: clears it).
    */

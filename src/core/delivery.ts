@@ -250,11 +250,16 @@ function retryLater(c: Step, a: { status: number; redirected: boolean; error?: s
   arm(c, 'retry', Math.max(backoff(st.failures, c.random), a.status === 429 ? RATE_LIMITED_MS : 0));
 }
 
-/** What only this tab holds, when its writes fail: it sends that itself (one request at a time). */
-export function sendStranded(c: Step): void {
+/**
+ * What only this tab holds, when its writes fail: it sends that itself, once storage has its mark
+ * (so that an opt-out elsewhere waits for the request); what its mark names, judged again now.
+ */
+export function onMarked(c: Step, op: StorageOp & { op: 'mark' }): void {
   const { st } = c;
-  if (st.flight || st.transport.state !== 'ready') return;
-  send(c, judge(c, st.outbox.unwritten));
+  st.outbox.marked = true;
+  const named = new Set(op.uuids);
+  const entries = st.outbox.unwritten.filter((e) => named.has(e.uuid));
+  if (delivers(c) && !st.flight && st.timers.retry === undefined && st.transport.state === 'ready') send(c, judge(c, entries));
 }
 
 // ---- leaving -------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import { userSaidNo } from '../3-consent-gate.js';
 import type { Signals } from '../signals.js';
 import type { ConfigChange, StorageOp } from './contract.js';
 import { adopt, answerSettled, gate, notifyChange, onClear, onHeard, onSetChoice, onSetMetadata, readFailed, reread, storageBackoff } from './consent.js';
-import { addFailed, delivers, forgetStored, inGrace, leaving, live, notKept, onAdded, onAnswer, onListed, onRecord, release, sendStranded, writing } from './delivery.js';
+import { addFailed, delivers, forgetStored, inGrace, judge, leaving, live, notKept, onAdded, onAnswer, onListed, onMarked, onRecord, release, writing } from './delivery.js';
 import { abortFlight } from './outcomes.js';
 import { arm, backoff, due, nextWake } from './timers.js';
 import type { Effect, Fact, Settings, State, Step, TimerName } from './types.js';
@@ -108,6 +108,7 @@ function onStored(c: Step, f: Fact & { type: 'stored' }): void {
   if (f.op.op === 'add') onAdded(c, f.result);
   if (f.op.op === 'list') onListed(c, f.op, f.result);
   if (f.op.op === 'remove') onRemoved(c, f.op);
+  if (f.op.op === 'mark') onMarked(c, f.op);
 }
 
 function storageFailed(c: Step, op: StorageOp, error: string | undefined): void {
@@ -120,6 +121,7 @@ function storageFailed(c: Step, op: StorageOp, error: string | undefined): void 
     else st.timers.pass = st.timers.storage; // the pass again with the storage retry (flush() is answered meanwhile)
   }
   if (op.op === 'read' || op.op === 'change') readFailed(c, op);
+  if (op.op === 'mark') arm(c, 'retry', backoff(st.storageFailures, c.random)); // when unsure, it sends nothing: again later
 }
 
 function onRemoved(c: Step, op: StorageOp & { op: 'remove' }): void {
@@ -233,8 +235,7 @@ function passSettle(c: Step): void {
     st.pass = false; // the retry, or the reload, brings it back
     return;
   }
-  if (st.outbox.stranded) sendStranded(c);
-  if (!st.flight && st.lead !== 'leading') st.pass = false;
+  if (!st.flight && st.lead !== 'leading' && !st.outbox.stranded) st.pass = false; // a stranded tab's pass is its mark (nextOp)
 }
 
 function issue(c: Step, op: StorageOp | undefined): void {
@@ -248,9 +249,12 @@ function issue(c: Step, op: StorageOp | undefined): void {
 function nextOp(c: Step): StorageOp | undefined {
   const { st } = c;
   const { known } = st.consent;
-  if (st.timers.storage !== undefined) return undefined; // storage failed: after the backoff
-  if (st.changes.length) return { op: 'change', change: changeOf(st) };
-  if (known.k !== 'read' || (st.asks.settle.length && st.timers.settle === undefined)) return { op: 'read' };
+  const blocked = st.timers.storage !== undefined; // storage failed: after the backoff
+  if (st.changes.length && !blocked) return { op: 'change', change: changeOf(st) };
+  if ((known.k !== 'read' || (st.asks.settle.length && st.timers.settle === undefined)) && !blocked) return { op: 'read' };
+  const own = strandedMark(c); // a failing write does not wait on a mark: it has a backoff of its own (retry)
+  if (own) return own;
+  if (blocked) return undefined;
   const unwritten = unflown(st);
   if (unwritten.length) return { op: 'add', entries: takeUnwritten(st, unwritten.slice(0, st.s.writeChunk)) };
   const removals = [...st.outbox.ended].filter(([, removed]) => !removed).map(([uuid]) => uuid);
@@ -260,6 +264,16 @@ function nextOp(c: Step): StorageOp | undefined {
   const listable = state === 'ready' || state === 'not-loaded' || (state === 'failed' && st.timers.reload === undefined); // what it finds loads posthog-js
   if (st.pass && st.lead === 'leading' && delivers(c) && listable && !st.flight && st.timers.retry === undefined) return list(st, true);
   return undefined;
+}
+
+/** A tab whose writes fail sends what only it holds, once it is marked: the mark first (a pass served). */
+function strandedMark(c: Step): StorageOp | undefined {
+  const { st } = c;
+  if (!st.outbox.stranded || !st.pass || !delivers(c) || st.flight || st.timers.retry !== undefined || st.transport.state !== 'ready' || st.consent.known.k !== 'read') return undefined;
+  const ready = judge(c, unflown(st)).slice(0, st.s.batch);
+  if (!ready.length) return undefined;
+  if (st.lead !== 'leading') st.pass = false;
+  return { op: 'mark', uuids: ready.map((e) => e.uuid) };
 }
 
 /** A pass, served by a list (a sweep claims nothing: it only drops). What is wanted while it runs is wanted after it. */

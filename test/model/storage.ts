@@ -78,6 +78,10 @@ export class ContractStore {
     if (op.op === 'change') return this.change(config, created, op.change, who);
     if (op.op === 'add') return { ok: true, config, created, ...this.add(config, op.entries) };
     if (op.op === 'list') return { ok: true, config, created, ...this.list(config, op, who) };
+    if (op.op === 'mark') {
+      this.put(() => this.marks.set(who.sessionId, { uuids: op.uuids, until: this.wall() + MARK_MS }));
+      return { ok: true, config, created };
+    }
     if (op.uuids.length) this.put(() => op.uuids.forEach((u) => this.outbox.delete(u))); // records rewritten, the size counted: writes
     if (op.unmark) this.marks.delete(who.sessionId);
     const key = `${who.apiHost} ${who.projectKey}`;
@@ -106,7 +110,7 @@ export class ContractStore {
   private change(old: StoredConfig, created: boolean, change: ConfigChange, who: Caller): StorageResult {
     const config = applyChange(old, change);
     this.put(() => (this.config = config));
-    if (change.cutAt === undefined) return { ok: true, config, created };
+    if (change.cutAt === undefined) return { ok: true, config, created, othersFlying: this.flying(who.sessionId).size > 0 };
     return { ok: true, config, created, ...this.empty(who) };
   }
 

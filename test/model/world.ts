@@ -16,6 +16,8 @@
 // I6 bounds      every queue is bounded; no wake-up is in the past.
 // I7 no loss     every event recorded after the last cut ends somewhere: received, or dropped or
 //                unconfirmed in some tab's audit — unless only a crashed tab's memory held it.
+// I8 settled     an opt-out or clear() resolves only once no other tab still has a request on
+//                its way that carries what was recorded before it — or 3 s after it was stored.
 import { expect } from 'vitest';
 import type { Valid } from '../../src/2-validate';
 import { expired, type OutboxEntry, type StorageOp, type StorageResult } from '../../src/core/contract';
@@ -111,8 +113,10 @@ export interface World {
   delivered: Set<string>;
   /** Requests that carried an event already received: allowed after a fault, and counted. */
   duplicates: number;
-  /** Each opt-out or clear call: the uuids recorded before it; whether it is stored. */
-  cuts: { before: Set<string>; stored: boolean }[];
+  /** Each opt-out or clear call: the uuids recorded before it; whether it is stored, and when. */
+  cuts: { before: Set<string>; stored: boolean; at?: number }[];
+  /** The host's opt-out and clear calls: their ask, and their cut (I8). */
+  asks: Map<number, number>;
   /** How many cuts there were when site data was last wiped (a read after it cannot know them). */
   wiped: number;
   /** The stored choice, numbered. */
@@ -147,6 +151,7 @@ export function newWorld(tabs: number): World {
     delivered: new Set(),
     duplicates: 0,
     cuts: [],
+    asks: new Map(),
     wiped: 0,
     choice: { seq: 0, value: 'unset', by: -1 },
     uuids: 0,
@@ -211,7 +216,7 @@ function effect(w: World, tab: Tab, e: Effect): void {
       w.store.journal(tab.sid, e.entries);
       for (const id of [...w.store.journalChanges.keys()]) if (id.startsWith(`${tab.sid}-`)) w.store.journalChanges.delete(id); // replaced
       e.changes.forEach(({ id, change }) => w.store.journalChange(id, change));
-      if (e.changes.length) tab.pendingCuts.splice(0).forEach((i) => (w.cuts[i]!.stored = true)); // visible to every read now
+      if (e.changes.length) for (const i of tab.pendingCuts.splice(0)) Object.assign(w.cuts[i]!, { stored: true, at: w.mono }); // visible to every read now
       if (e.changes.some((ch) => ch.change.choice === 'disabled')) w.choice = { seq: w.choice.seq + 1, value: 'disabled', by: tab.n };
       e.entries.forEach((x) => w.durable.add(x.uuid));
       for (const t of w.tabs) if (t !== tab && t.alive) t.inbox.push({ type: 'wrote', flush: false }); // localStorage's storage event
@@ -242,8 +247,21 @@ function effect(w: World, tab: Tab, e: Effect): void {
       return lock(w, tab, e.lead);
     case 'closed':
       return release(w, tab);
+    case 'done':
+      return settled(w, tab, e.ask);
     default:
       return;
+  }
+}
+
+/** I8: the host is told its opt-out or clear is done: no other tab may still have on its way what came before it (3 s at most). */
+function settled(w: World, tab: Tab, ask: number): void {
+  const cut = w.asks.get(ask);
+  const c = cut === undefined ? undefined : w.cuts[cut];
+  if (!c?.stored || w.mono - c.at! >= 3000) return; // not stored (its failure said so), or its wait ran out
+  for (const t of w.tabs) {
+    if (t === tab || !t.alive) continue;
+    for (const r of t.reqs.values()) for (const u of r.batch) expect(c.before.has(u), `I8: tab ${tab.n}'s opt-out or clear resolved while tab ${t.n}'s request carrying ${u}, recorded before it, was on its way`).toBe(false);
   }
 }
 
@@ -332,7 +350,7 @@ function stored(w: World, tab: Tab, op: PendingOp, result: StorageResult): void 
   if (op.op.op === 'change') {
     const { change } = op.op;
     if (change.cutAt !== undefined) {
-      op.cuts.forEach((i) => (w.cuts[i]!.stored = true));
+      for (const i of op.cuts) Object.assign(w.cuts[i]!, { stored: true, at: w.mono });
     }
     if (change.choice) w.choice = { seq: w.choice.seq + 1, value: change.choice, by: tab.n };
   }
@@ -362,12 +380,12 @@ export function act(w: World, x: Action): void {
       return feed(w, tab!, { type: 'record', events: uuids.map(() => event(w)), uuids });
     }
     case 'choice':
-      if (!x.enabled) cut(w, tab!);
+      if (!x.enabled) w.asks.set(w.ids, cut(w, tab!));
       const neverRead = tab!.st.consent.known.k === 'unread' || tab!.st.consent.config.analyticsId === '';
       tab!.own = { value: x.enabled ? 'enabled' : 'disabled', seq: neverRead && x.enabled ? -1 : w.choice.seq };
       return feed(w, tab!, { type: 'set-choice', enabled: x.enabled, ask: w.ids++ });
     case 'clear':
-      cut(w, tab!);
+      w.asks.set(w.ids + 1, cut(w, tab!));
       return feed(w, tab!, { type: 'clear', analyticsId: `id${w.ids++}`, ask: w.ids++ });
     case 'metadata':
       return feed(w, tab!, { type: 'set-metadata', metadata: Object.fromEntries(Array.from({ length: x.keys }, (_, i) => [`k${w.ids}_${i}`, i])), ask: w.ids++ });
@@ -453,7 +471,7 @@ function gone(w: World, tab: Tab, crashed: boolean): void {
 
 /** The startup facade's opt-out, in a page whose stages are not there: journaled, then announced as ending what came before. */
 function facadeOptOut(w: World): void {
-  w.cuts.push({ before: new Set(w.recorded), stored: true });
+  w.cuts.push({ before: new Set(w.recorded), stored: true, at: w.mono });
   w.store.journalChange(`f${w.ids++}`, { choice: 'disabled', choiceTime: new Date(wall(w)).toISOString(), cutAt: wall(w) });
   w.choice = { seq: w.choice.seq + 1, value: 'disabled', by: -1 };
   for (const t of w.tabs) if (t.alive) t.inbox.push({ type: 'heard', change: 'choice', choice: 'disabled', emptied: true, choiceSeq: w.choice });
@@ -473,10 +491,11 @@ function legacyWrites(w: World, n: number): void {
   for (const t of w.tabs) if (t.alive) t.inbox.push({ type: 'wrote', flush: false }); // as an older build's tab says, on the same channel
 }
 
-function cut(w: World, tab: Tab): void {
+function cut(w: World, tab: Tab): number {
   w.cuts.push({ before: new Set(w.recorded), stored: false }); // known to the calling tab only, until stored
   tab.pendingCuts.push(w.cuts.length - 1);
   tab.knows.add(w.cuts.length - 1);
+  return w.cuts.length - 1;
 }
 
 function answer(w: World, tab: Tab, status: number): void {

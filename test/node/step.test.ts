@@ -314,13 +314,14 @@ describe('delivery', () => {
     expect(t.st.timers.quota).toBe(t.now + 60_000);
   });
 
-  test('a write fails: the tab sends what only it holds itself', () => {
+  test('a write fails: the tab sends what only it holds itself, once storage has its mark', () => {
     const t = loaded({}, false);
     t.fact({ type: 'record', events: [event], uuids: ['u1'] });
     expect(kinds(t.stored({ ok: false, error: 'QuotaExceededError' }))).toEqual(['load-transport']);
     expect(t.st.outbox.stranded).toMatch(/IndexedDB write failed/);
     t.fact({ type: 'transport', result: 'ready' });
-    expect(of(t.fact({ type: 'tick' }, 2000), 'send')[0]!.batch.map((w) => w.uuid)).toEqual(['u1']); // in its flush window
+    expect(t.fact({ type: 'tick' }, 2000).map((e) => (e.type === 'storage' ? e.op : e.type))).toEqual([{ op: 'mark', uuids: ['u1'] }]); // in its flush window: marked first (an opt-out elsewhere waits for it)
+    expect(of(t.stored(), 'send')[0]!.batch.map((w) => w.uuid)).toEqual(['u1']);
   });
 });
 
