@@ -27,11 +27,6 @@ export interface Transport {
    * if `mayStart()` still says so once its body is built (a page busy past its deadline sends nothing).
    */
   send(batch: WireEvent[], signal: AbortSignal, mayStart?: () => boolean): Promise<Answer>;
-  /**
-   * The page is closing: one keepalive request carrying `batch`, issued synchronously (compressed
-   * on the spot), which the browser completes after the page is gone. Nobody reads its answer.
-   */
-  sendOnClose(batch: WireEvent[]): boolean;
   close(): void;
 }
 
@@ -188,7 +183,8 @@ async function connect(opts: TransportOptions, starting: Promise<PostHogPrivate>
             // Ours replaces posthog-js's own signal: aborting it (an opt-out) stops the request,
             // even while posthog-js is still compressing it. No cookies, no Referer.
             // Not keepalive: Chrome does not cancel an aborted keepalive request, and resends it
-            // on a connection reset (tested) — an opt-out must stop it. A closing page uses sendOnClose().
+            // on a connection reset (tested) — an opt-out must stop it. (A closing page sends
+            // nothing: it journals what it holds, for a tab that can still ask the gate.)
             // A redirect is not delivery: fetch would follow a 301/302 with a bodiless GET and report
             // its 2xx. Refused here, it is a failed attempt, retried later.
             fetchOptions: { signal: withTimeout(signal, REQUEST_TIMEOUT_MS), credentials: 'omit', referrerPolicy: 'no-referrer', keepalive: false, redirect: 'error' },
@@ -201,15 +197,6 @@ async function connect(opts: TransportOptions, starting: Promise<PostHogPrivate>
           settle({ status: 0, quotaLimited: false, error: `transport error: ${safeString(err).slice(0, 200)}` });
         }
       });
-    },
-    sendOnClose(batch) {
-      try {
-        // Not sendBeacon: it cannot drop the Referer header. A keepalive fetch can, and outlives the page.
-        request(batch, undefined, { transport: 'fetch', preferSyncCompression: true, fetchOptions: { keepalive: true, credentials: 'omit', referrerPolicy: 'no-referrer', redirect: 'error' } });
-        return true;
-      } catch {
-        return false;
-      }
     },
     close: () => void listeners.delete(opts.refused),
   };

@@ -348,7 +348,6 @@ function effectHandlers({ opts, db, where, audit, notify, feed, io, tabs, stop }
         }),
       );
     },
-    'send-on-close': (e) => void io.transport?.sendOnClose(e.batch),
     abort: (e) => (io.requests.get(e.id)?.abort(), io.requests.delete(e.id)),
     announce: ({ change, choice, emptied }) => tabs.announce({ change, choice, ...(emptied ? { emptied } : {}) }),
     wrote: (e) => tabs.wrote(e.flush),

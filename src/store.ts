@@ -325,6 +325,7 @@ async function list(tx: IDBTransaction, where: Where, config: StoredConfig, crea
   });
   const sorted = [...found.values()].sort(byUuid);
   const entries = sorted.slice(0, op.limit);
+  await forgetExpired(tx, where.wall());
   if (op.mark && entries.length) tx.objectStore(CONFIG).put({ uuids: entries.map((e) => e.uuid), until: where.wall() + MARK_MS }, MARK + where.sessionId);
   const wait = await get<{ until?: unknown; by?: unknown }>(tx, CONFIG, NOT_BEFORE + endpoint(where));
   const notBefore = wait?.by !== where.sessionId ? Number(wait?.until) : undefined; // its own wait, the tab knows (and may have ended: back online)
@@ -425,17 +426,26 @@ async function dropFromRecords(tx: IDBTransaction, store: string, gone: Set<stri
   return [...removed.values()];
 }
 
-/** What tabs have marked (but `except`'s): marks that have not expired, and are not from the future. Any build's. */
+/** What tabs have marked (but `except`'s): marks that have not expired (one dated too far ahead, after a clock set back, still counts: when unsure, it may fly). Any build's. */
 async function marked(tx: IDBTransaction, wall: number, except?: string): Promise<Set<string>> {
+  const uuids = new Set<string>();
+  for (const [key, m] of await marks(tx)) if (key !== MARK + except && live(m, wall)) for (const u of m.uuids as unknown[]) uuids.add(String(u));
+  return uuids;
+}
+
+/** A list deletes the marks that have expired (a tab that crashed or closed mid-request), so that they never pile up. */
+async function forgetExpired(tx: IDBTransaction, wall: number): Promise<void> {
+  for (const [key, m] of await marks(tx)) if (!live(m, wall)) tx.objectStore(CONFIG).delete(key);
+}
+
+type Mark = { uuids?: unknown; until?: unknown };
+const live = (m: Mark | undefined, wall: number) => Number(m?.until) > wall && Array.isArray(m?.uuids);
+
+async function marks(tx: IDBTransaction): Promise<[IDBValidKey, Mark][]> {
   const range = IDBKeyRange.bound(MARK, `${MARK}\uffff`);
   const box = tx.objectStore(CONFIG);
-  const [keys, marks] = (await Promise.all([promisifyRequest(box.getAllKeys(range)), promisifyRequest(box.getAll(range))])) as [IDBValidKey[], { uuids?: unknown; until?: unknown }[]];
-  const uuids = new Set<string>();
-  for (const [i, m] of marks.entries()) {
-    if (keys[i] === MARK + except || !ahead(m?.until, wall, MARK_MS) || !Array.isArray(m.uuids)) continue;
-    for (const u of m.uuids) uuids.add(String(u));
-  }
-  return uuids;
+  const [keys, values] = (await Promise.all([promisifyRequest(box.getAllKeys(range)), promisifyRequest(box.getAll(range))])) as [IDBValidKey[], Mark[]];
+  return keys.map((k, i) => [k, values[i]!]);
 }
 
 /** The outbox's size (count and bytes), for config(). */

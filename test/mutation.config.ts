@@ -8,6 +8,6 @@ export default defineConfig({
   test: {
     include: ['test/node/step.test.ts', 'test/node/contract.test.ts', 'test/node/model.test.ts'],
     environment: 'node',
-    env: { MODEL_RUNS: '1500', MODEL_LONG_RUNS: '300', MODEL_SEED: '20261207' },
+    env: { MODEL_RUNS: process.env.MODEL_RUNS ?? '1500', MODEL_LONG_RUNS: process.env.MODEL_LONG_RUNS ?? '300', MODEL_SEED: '20261207' },
   },
 });

@@ -60,8 +60,7 @@ export function onSetChoice(c: Step, enabled: boolean, ask: number): void {
   }
   // An opt-in knows the cut it is made under; made before the stored choice was read, it comes after what the first read finds.
   const { consent } = c.st;
-  const neverRead = consent.known.k === 'unread' || consent.config.analyticsId === '';
-  queueChange(c, { choice: 'enabled', choiceTime, asks: [ask], ...(neverRead ? {} : { base: consent.config.cut ?? 0 }) });
+  queueChange(c, { choice: 'enabled', choiceTime, asks: [ask], ...(consent.everRead ? { base: consent.config.cut ?? 0 } : {}) });
 }
 
 export function onClear(c: Step, analyticsId: string, ask: number): void {
@@ -120,10 +119,9 @@ export function adopt(c: Step, op: StorageOp, id: number, r: StorageResult): voi
   const { st } = c;
   const { consent } = st;
   const read = r.config!;
-  const everRead = consent.config.analyticsId !== '' && consent.known.k !== 'unread';
   if (op.op === 'change') stored(c, r);
-  if (everRead && r.created) erased(c);
-  else if (everRead && !st.changes.some((ch) => ch.analyticsId) && read.analyticsId !== consent.config.analyticsId) endAll(c, 'cleared');
+  if (consent.everRead && r.created) erased(c);
+  else if (consent.everRead && !st.changes.some((ch) => ch.analyticsId) && read.analyticsId !== consent.config.analyticsId) endAll(c, 'cleared');
   for (const ch of st.changes) if (ch.choice === 'enabled') ch.base ??= read.cut ?? 0;
   const unknownNo = read.choice === 'disabled' && st.changes.some((ch) => ch.choice === 'enabled' && ch.base! < (read.cut ?? 0));
   if (unknownNo) supersede(c);
@@ -132,7 +130,7 @@ export function adopt(c: Step, op: StorageOp, id: number, r: StorageResult): voi
   if (consent.heardOff && config.choice !== 'disabled') config = { ...config, choice: 'disabled' };
   consent.config = config;
   const known = consent.known;
-  if (known.k !== 'reread' || id > known.after) consent.known = { k: 'read' };
+  if (known.k !== 'reread' || id > known.after) Object.assign(consent, { known: { k: 'read' }, everRead: true });
   // Messages may have been lost while it held ("I wrote events" too): the delivering tab looks in the next window.
   if (known.k === 'reread' && known.hold && consent.known.k === 'read' && st.lead === 'leading') st.timers.pass ??= c.now + st.s.intervalMs;
   st.storageFailures = 0;

@@ -124,7 +124,7 @@ export type StorageOp =
    * The oldest `limit` entries for this endpoint; with `mark`, marked as this tab's in flight for
    * MARK_MS (so no tab evicts them, and an opt-out waits for them); `more` if others wait; the
    * endpoint's `notBefore`, if another tab stored it and it is trusted. Takes journaled events,
-   * and an older build's outbox, in first.
+   * and an older build's outbox, in first; deletes marks that have expired (none pile up).
    */
   | { op: 'list'; limit: number; mark: boolean }
   /**
@@ -157,7 +157,7 @@ export interface StorageResult {
   flying?: string[];
   /** add, read, list: what the add rule refused (the add's, or journaled or older entries taken in). */
   refused?: OutboxEntry[];
-  /** read, change: another tab has a mark that has not expired. */
+  /** read, change: another tab has a mark that has not expired (one dated too far ahead, by a clock since set back, counts: when unsure, it may fly). */
   othersFlying?: boolean;
   /** change: IndexedDB refused it; it is kept in the journal (see the op). */
   journaled?: boolean;

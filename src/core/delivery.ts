@@ -13,8 +13,6 @@ import type { Held, State, Step } from './types.js';
 
 /** Events recorded before the stored choice is read wait for it, at most this many. */
 export const HOLD_CAPACITY = 500;
-/** At most this many UTF-8 bytes (before gzip) in a closing page's request: keepalive requests share 64 KB. */
-export const CLOSE_BYTES = 48 * 1024;
 /** How far the wall clock may drift from the monotonic one while an event is held, before it counts as set. */
 const CLOCK_SLACK_MS = 1000;
 /** The least a 429 waits (posthog-js caps a Retry-After header at this). */
@@ -46,7 +44,7 @@ export function onRecord(c: Step, events: Valid[], uuids: string[]): void {
     const entry = admit(c, event, uuids[i]!);
     if (entry) kept.push(entry);
   });
-  if (c.st.page === 'closing' && kept.length) leaving(c, kept); // recorded in the host's own pagehide handler
+  if (c.st.page === 'closing' && kept.length) leaving(c); // recorded in the host's own pagehide handler
 }
 
 /** The consent gate, asked for one validated event: kept, held until the choice is read, or dropped. */
@@ -65,10 +63,15 @@ function admit(c: Step, event: Valid, uuid: string): OutboxEntry | undefined {
 /** Held events go on (or end) once the gate answers something other than 'loading'. */
 export function release(c: Step): void {
   if (!c.st.held.length || gate(c).reason === 'loading') return;
-  for (const h of c.st.held.splice(0)) {
-    if (before(c, h)) dropRef(c, { uuid: h.uuid, kind: h.event.kind, name: h.event.name }, 'recorded before the last opt-out or clear', false);
-    else admit(c, h.event, h.uuid);
-  }
+  dropBefore(c);
+  for (const h of c.st.held.splice(0)) admit(c, h.event, h.uuid);
+}
+
+/** Held events recorded before the last opt-out or clear this tab knows of end here, each with the reason. */
+function dropBefore(c: Step): void {
+  const { st } = c;
+  for (const h of st.held) if (before(c, h)) dropRef(c, { uuid: h.uuid, kind: h.event.kind, name: h.event.name }, 'recorded before the last opt-out or clear', false);
+  st.held = st.held.filter((h) => !before(c, h));
 }
 
 /** Recorded before the last opt-out or clear it waited to learn of — or unsure, because the clock was set meanwhile. */
@@ -80,6 +83,18 @@ function before(c: Step, h: Held): boolean {
 
 /** Stamped with the id and cut it is accepted under, to be written. */
 function keep(c: Step, e: Valid, uuid: string): OutboxEntry {
+  const { st } = c;
+  const entry = stamp(c, e, uuid);
+  st.outbox.unwritten.push(entry);
+  st.outbox.known.set(uuid, entry);
+  // More than the outbox holds, waiting for one write: the oldest would be evicted by it anyway.
+  if (st.outbox.unwritten.length > OUTBOX_LIMITS.count) dropRef(c, st.outbox.unwritten.shift()!, FULL, false);
+  st.timers.pass ??= c.now + st.s.intervalMs;
+  return entry;
+}
+
+/** An event as the outbox keeps it: under the id and cut this tab knows. */
+function stamp(c: Step, e: Valid, uuid: string): OutboxEntry {
   const { st } = c;
   const { analyticsId, cut } = st.consent.config;
   const entry: OutboxEntry = {
@@ -99,11 +114,6 @@ function keep(c: Step, e: Valid, uuid: string): OutboxEntry {
     bytes: 0,
   };
   entry.bytes = e.bytes + JSON.stringify({ ...entry, props: null }).length; // the props were measured by validate()
-  st.outbox.unwritten.push(entry);
-  st.outbox.known.set(uuid, entry);
-  // More than the outbox holds, waiting for one write: the oldest would be evicted by it anyway.
-  if (st.outbox.unwritten.length > OUTBOX_LIMITS.count) dropRef(c, st.outbox.unwritten.shift()!, FULL, false);
-  st.timers.pass ??= c.now + st.s.intervalMs;
   return entry;
 }
 
@@ -266,18 +276,13 @@ export function onMarked(c: Step, op: StorageOp & { op: 'mark' }): void {
 
 /**
  * The page is closing (or records while it does): what only this tab holds is journaled now, in
- * this task (a later one may never run), for the next page of any tab to take in; and what it
- * holds leaves in one keepalive request, if the gate says yes now and no wait is in force.
+ * this task (a later one may never run), for the delivering tab or the next page to take in. It
+ * sends nothing itself: a closing page may not have heard what other tabs stored (its main thread
+ * busy, the message queued), and a request made now could not be stopped by an opt-out; a tab that
+ * can still ask the gate (and read storage in the same transaction) sends it instead.
  */
-export function leaving(c: Step, entries: OutboxEntry[]): void {
+export function leaving(c: Step): void {
   journal(c);
-  const { st } = c;
-  if (st.transport.state !== 'ready' || !gate(c).enabled || inGrace(c) || st.timers.retry !== undefined) return;
-  let room = CLOSE_BYTES;
-  const wire = judge(c, entries)
-    .map((e) => allowListed(e, st.consent.config.metadata))
-    .filter((w) => (room -= utf8Length(JSON.stringify(w))) >= 0);
-  if (wire.length) c.fx.push({ type: 'send-on-close', batch: wire });
 }
 
 /**
@@ -288,7 +293,12 @@ export function leaving(c: Step, entries: OutboxEntry[]): void {
  */
 export function journal(c: Step): void {
   const { st } = c;
-  const entries = [...writing(st), ...st.outbox.unwritten].filter((e) => !st.outbox.ended.has(e.uuid));
+  // Held while storage was read again (back from the back/forward cache): stamped with what the
+  // page last read — the add rule refuses them if that is no longer so — unless recorded before
+  // the cut it read (a read that ran after them: found by the model). Never read: not kept.
+  if (st.consent.config.analyticsId) dropBefore(c);
+  const held = st.consent.config.analyticsId ? st.held.map((h) => stamp(c, h.event, h.uuid)) : [];
+  const entries = [...writing(st), ...st.outbox.unwritten, ...held].filter((e) => !st.outbox.ended.has(e.uuid));
   const changes = st.changes.filter((ch) => ch.cutAt !== undefined).map((ch) => ({ id: `${st.s.sessionId}-${ch.id}`, change: cutOf(ch) }));
   c.fx.push({ type: 'journal', entries, changes });
 }
@@ -296,20 +306,4 @@ export function journal(c: Step): void {
 /** What of a change must survive: its cut, a clear's new id, an opt-out. */
 function cutOf({ cutAt, analyticsId, choice, choiceTime }: ConfigChange): ConfigChange {
   return { cutAt, ...(analyticsId ? { analyticsId } : {}), ...(choice === 'disabled' ? { choice, choiceTime } : {}) };
-}
-
-/** The length of `s` in UTF-8, without encoding it. */
-export function utf8Length(s: string): number {
-  let n = s.length;
-  for (let i = 0; i < s.length; i++) {
-    const u = s.charCodeAt(i);
-    if (u < 0x80) continue;
-    if (u < 0x800) n += 1;
-    else if (u < 0xd800 || u > 0xdbff) n += 2;
-    else {
-      n += 2; // a surrogate pair: 4 bytes for its 2 units
-      i++;
-    }
-  }
-  return n;
 }

@@ -22,7 +22,7 @@ export function initialState(s: Settings, now: number): State {
     s,
     now,
     page: 'shown',
-    consent: { config: { analyticsId: '', choice: 'unset', metadata: {} }, known: { k: 'unread' }, heardOff: false, told: { enabled: false, reason: 'loading' } },
+    consent: { config: { analyticsId: '', choice: 'unset', metadata: {} }, known: { k: 'unread' }, everRead: false, heardOff: false, told: { enabled: false, reason: 'loading' } },
     changes: [],
     held: [],
     lead: 'idle',
@@ -154,7 +154,7 @@ function onPage(c: Step, page: 'shown' | 'hidden' | 'closing' | 'restored'): voi
   const { st, fx } = c;
   if (page === 'closing') {
     st.page = 'closing';
-    return leaving(c, [...st.outbox.known.values()]);
+    return leaving(c);
   }
   if (st.page === 'closing' && page === 'hidden') return;
   if (st.page === 'closing') fx.push({ type: 'journal', entries: [], changes: [] }); // back (the back/forward cache): it holds them again itself

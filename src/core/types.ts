@@ -84,8 +84,6 @@ export type Effect =
   | { type: 'journal'; entries: OutboxEntry[]; changes: { id: string; change: ConfigChange }[] }
   /** One request. `by`: not started after this (a tab busy past it sends nothing it may no longer be allowed to). */
   | { type: 'send'; id: number; batch: WireEvent[]; by: Mono }
-  /** The page is closing: one keepalive request, whose answer nobody reads. */
-  | { type: 'send-on-close'; batch: WireEvent[] }
   /** Stop that request; its answer still comes (with no status), once what was written may have landed. */
   | { type: 'abort'; id: number }
   | ({ type: 'announce' } & Announce)
@@ -113,6 +111,8 @@ export interface Consent {
   /** The stored config as last read, with this tab's own changes not yet stored applied. */
   config: StoredConfig;
   known: Known;
+  /** A read of storage was ever trusted here (the config is not only this tab's own changes). */
+  everRead: boolean;
   /** Another tab announced an opt-out, and no stored choice of ours or opt-in heard since: off. */
   heardOff: boolean;
   /** The gate's answer the host was last told. */

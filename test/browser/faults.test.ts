@@ -568,13 +568,14 @@ describe('found by attacking the sliced judging, the lazy stages and the lock (a
     expect(r.duplicates, 'sent again by the next page').toEqual([]);
   }, 60_000);
 
-  test('a page left while a burst is still being judged: the rest is judged as it goes, and leaves with it', async () => {
+  test('a page left while a burst is still being judged: the rest is judged as it goes, journaled, and arrives with the next visit', async () => {
     const key = newKey('closeburst');
     const a = await app(key, '&toggle=0&flush=60000');
     await warmUp(a, key);
-    const n = 80; // all fit the closing page's keepalive request (48 KB of JSON); past that, see the README
+    const n = 80;
     await evalIn(a, `for (let i = 0; i < ${n}; i++) analytics.record('open_recording', { application_id: 'app' + i, recording_id: 'r' + i, store_source: 'c' + i, store_version: '1' }); 0`);
     await pages.pageGoto(a, `/test/fixtures/app.html?bare=1&sink=${encodeURIComponent(sinkUrl)}`); // pagehide now, slices still queued
+    await app(key, '&toggle=0'); // the next visit
     const arrived = await eventually(() => sentBefore(key), (e) => e.length >= n, 10_000);
     expect(new Set(arrived.map((e) => e.properties.store_source)).size).toBe(n);
   }, 60_000);

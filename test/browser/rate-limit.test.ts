@@ -1,7 +1,7 @@
 // A 429 ("slow down") holds every request of that project for at least 30 s, from any tab: the
 // delivering tab stores the wait with what it removes; a tab that takes over (the first closed,
-// or crashed) honours it; a closing page's keepalive request does too. The three run side by
-// side (each its own project key) and watch the same 30 s.
+// or crashed) honours it; a closing page makes no request at all. The scenarios run side by side
+// (each its own project key) and watch the same 30 s.
 import { expect, test } from 'vitest';
 import { appPages, configOf, evalIn, failNext, newKey, pages, received, sinkUrl, sleep, waitFor } from './helpers';
 
@@ -46,7 +46,7 @@ async function twoTabs(what: string) {
 
 const closed = async () => {
   const { key, first, t429 } = await twoTabs('429_close');
-  await close(first); // its closing request (none: the wait), then the second tab takes over what waits
+  await close(first); // then the second tab takes over what waits
   return tooEarly(key, t429);
 };
 const crashed = async () => {
@@ -61,11 +61,28 @@ const alone = async () => {
   const p = await app(key, '&toggle=0');
   await warmUp(p, key);
   const t429 = await rateLimited(p, key);
-  await pages.pageGoto(p, `/test/fixtures/app.html?bare=1&sink=${encodeURIComponent(sinkUrl)}`); // pagehide: its closing request waits too
+  await pages.pageGoto(p, `/test/fixtures/app.html?bare=1&sink=${encodeURIComponent(sinkUrl)}`); // pagehide
   return tooEarly(key, t429);
 };
 
-test('after a 429, no request of that project within 30 s: from the tab that takes over when the first is closed, or crashed; nor a closing page\'s keepalive', async () => {
-  const [afterClose, afterCrash, leaving] = await Promise.all([closed(), crashed(), alone()]);
-  expect({ afterClose, afterCrash, leaving }).toEqual({ afterClose: [], afterCrash: [], leaving: [] });
+/** A tab that delivered once (posthog-js loaded), then follows: when it closes after the other's 429, it sends nothing either. */
+const follower = async () => {
+  const key = newKey('429_follower');
+  const a = await app(key, '&toggle=0');
+  await warmUp(a, key);
+  const b = await app(key, '&toggle=0');
+  await waitFor(() => configOf(b), (c) => c.reason === 'default' && !c.delivery.delivering);
+  await evalIn(b, 'analytics.setEnabled(false)'); // A lets the lead go at the opt-out…
+  await waitFor(() => configOf(a), (c) => c.reason === 'user-opted-out');
+  await evalIn(b, 'analytics.setEnabled(true)'); // …and B, whose opt-in comes first, takes it
+  await waitFor(() => configOf(a), (c) => c.reason === 'user-opted-in', 10_000);
+  await waitFor(() => configOf(b), (c) => c.delivery.delivering, 10_000);
+  const t429 = await rateLimited(b, key);
+  await evalIn(a, `addEventListener('pagehide', () => analytics.record('help-button-clicked')); location.href = ${JSON.stringify(`/test/fixtures/app.html?bare=1&sink=${encodeURIComponent(sinkUrl)}`)}; 0`);
+  return tooEarly(key, t429);
+};
+
+test('after a 429, no request of that project within 30 s: from the tab that takes over when the first is closed, or crashed; nor a closing page, the delivering tab or a follower', async () => {
+  const [afterClose, afterCrash, leaving, followerLeaving] = await Promise.all([closed(), crashed(), alone(), follower()]);
+  expect({ afterClose, afterCrash, leaving, followerLeaving }).toEqual({ afterClose: [], afterCrash: [], leaving: [], followerLeaving: [] });
 }, 90_000);

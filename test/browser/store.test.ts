@@ -3,7 +3,8 @@
 import { describe, expect, test } from 'vitest';
 import { promisifyRequest } from 'idb-keyval';
 import type { StorageOp } from '../../src/core/contract';
-import { EVENTS, LEGACY_KEY, LEGACY_OUTBOX, outboxSize, runStorageOp, type OutboxEntry } from '../../src/store';
+import { MARK } from '../../src/core/names';
+import { CONFIG, EVENTS, LEGACY_KEY, LEGACY_OUTBOX, outboxSize, runStorageOp, type OutboxEntry } from '../../src/store';
 import { arrived, db, openApp, outboxEntries, pages, received, sleep, start, waitFor, storedConfig } from './helpers';
 
 const stored = storedConfig;
@@ -167,5 +168,17 @@ describe('the outbox\'s records (a record per write)', () => {
     expect((await op({ op: 'list', limit: 10, mark: true })).entries!.map((e) => e.uuid)).toEqual([1, 2, 3].map((n) => entry(n, '').uuid));
     await op({ op: 'remove', uuids: [old[0]!.uuid], unmark: true });
     expect((await outboxEntries()).map((e) => e.uuid)).toEqual([2, 3].map((n) => entry(n, '').uuid));
+  });
+
+  test('a list deletes the marks that expired (tabs that crashed or closed mid-request): they do not pile up; a live one stays', async () => {
+    await op({ op: 'read' });
+    const marks = () => db.transaction([CONFIG], 'readonly', (tx) => promisifyRequest(tx.objectStore(CONFIG).getAllKeys(IDBKeyRange.bound(MARK, `${MARK}\uffff`))));
+    await db.transaction([CONFIG], 'readwrite', (tx) => {
+      tx.objectStore(CONFIG).put({ uuids: ['a'], until: Date.now() - 1 }, `${MARK}crashed`);
+      tx.objectStore(CONFIG).put({ uuids: 'garbage' }, `${MARK}broken`);
+      tx.objectStore(CONFIG).put({ uuids: ['b'], until: Date.now() + 30_000 }, `${MARK}flying`);
+    });
+    await op({ op: 'list', limit: 10, mark: false });
+    expect(await marks()).toEqual([`${MARK}flying`]);
   });
 });

@@ -39,7 +39,7 @@ test('control: when enabled, the same page does fetch the posthog-js chunk and d
   expect(after.length).toBeGreaterThan(0);
 });
 
-test('events still waiting when the page goes away are handed over at pagehide, not lost', async () => {
+test('events still waiting when the page goes away are not lost: journaled at pagehide, they arrive with the next visit', async () => {
   const key = `phc_hide_${Date.now()}`;
   const page = await openApp(key, '&flush=60000');
   await pages.pageEval(page, `(async () => {
@@ -50,7 +50,9 @@ test('events still waiting when the page goes away are handed over at pagehide, 
   })()`);
   await waitFor(() => received(key), (r) => r.events.length === 1);
   await pages.pageEval(page, `location.href = 'about:blank'`); // navigate away: pagehide
+  const next = await openApp(key); // the next visit
   const events = await waitFor(() => received(key), (r) => r.events.length === 2);
   await pages.closePage(page);
+  await pages.closePage(next);
   expect(events.events.map((e) => e.event).sort()).toEqual(['help-button-clicked', 'settings-opened']);
 });

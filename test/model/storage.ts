@@ -158,6 +158,7 @@ export class ContractStore {
     const taken = both(this.takeJournaled(config), this.takeLegacy(config));
     const mine = [...this.outbox.values()].filter((e) => e.projectKey === who.projectKey && e.apiHost === who.apiHost).sort(byUuid);
     const entries = mine.slice(0, limit);
+    for (const [sid, m] of this.marks) if (!(m.until > this.wall())) this.marks.delete(sid);
     if (mark && entries.length) this.put(() => this.marks.set(who.sessionId, { uuids: entries.map((e) => e.uuid), until: this.wall() + MARK_MS }));
     const nb = this.notBefore.get(`${who.apiHost} ${who.projectKey}`);
     const others = nb && nb.by !== who.sessionId && ahead(nb.until, this.wall(), NOT_BEFORE_MAX_MS);
@@ -181,10 +182,10 @@ export class ContractStore {
     return this.add(config, entries);
   }
 
-  /** What tabs have in flight (but `except`): marks still ahead, and not from the future. */
+  /** What tabs have in flight (but `except`): marks that have not expired (one dated too far ahead still counts). */
   private flying(except?: string): Set<string> {
     const uuids = new Set<string>();
-    for (const [sid, m] of this.marks) if (sid !== except && ahead(m.until, this.wall(), MARK_MS)) m.uuids.forEach((u) => uuids.add(u));
+    for (const [sid, m] of this.marks) if (sid !== except && m.until > this.wall()) m.uuids.forEach((u) => uuids.add(u)); // even dated too far ahead: it may fly
     return uuids;
   }
 

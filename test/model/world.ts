@@ -1,6 +1,6 @@
 // The model: 2–5 tabs of the pure core (src/core/step.ts) over one storage that keeps the contract
-// (storage.ts), one BroadcastChannel (messages late, or lost), one lock, one endpoint, a monotonic
-// and a wall clock. Random interleavings of host calls, storage results (ok, failing, late, a full
+// (storage.ts), one BroadcastChannel (messages late, in order; missed by a page in the back/forward
+// cache), one lock, one endpoint, a monotonic and a wall clock. Random interleavings of host calls, storage results (ok, failing, late, a full
 // disk, wiped, upgraded), messages, answers (2xx, 3xx, 4xx, 429, 5xx, hangs, resets, quota),
 // clock steps, crashes, pages hidden, closed, restored and left, new visits, the startup facade's
 // opt-out, an older build's writes. After every step the invariants are checked; at the end the
@@ -20,7 +20,7 @@
 //                its way that carries what was recorded before it — or 3 s after it was stored.
 import { expect } from 'vitest';
 import type { Valid } from '../../src/2-validate';
-import { expired, type OutboxEntry, type StorageOp, type StorageResult } from '../../src/core/contract';
+import { expired, MARK_MS, type OutboxEntry, type StorageOp, type StorageResult } from '../../src/core/contract';
 import { gate, initialState, step } from '../../src/core/step';
 import type { Effect, Fact, Input, State } from '../../src/core/types';
 import { ContractStore } from './storage';
@@ -53,6 +53,8 @@ interface Req {
   batch: string[];
   arrived: boolean;
   aborted?: boolean;
+  /** When it started (monotonic). */
+  at: number;
 }
 
 interface PendingOp {
@@ -119,6 +121,8 @@ export interface World {
   asks: Map<number, number>;
   /** How many cuts there were when site data was last wiped (a read after it cannot know them). */
   wiped: number;
+  /** When it was (monotonic). */
+  wipedAt: number;
   /** The stored choice, numbered. */
   choice: Choice;
   uuids: number;
@@ -153,6 +157,7 @@ export function newWorld(tabs: number): World {
     cuts: [],
     asks: new Map(),
     wiped: 0,
+    wipedAt: -Infinity,
     choice: { seq: 0, value: 'unset', by: -1 },
     uuids: 0,
     ids: 0,
@@ -204,7 +209,7 @@ function stepTab(w: World, tab: Tab, input: Input): void {
 function trace(w: World, tab: Tab, input: Input, effects: Effect[]): void {
   const st = tab.st;
   const fx = effects.filter((e) => e.type !== 'wake').map((e) => (e.type === 'storage' ? `storage:${e.op.op}` : e.type));
-  console.log(`t${tab.n} @${w.mono}`, input.type, JSON.stringify(input).slice(0, 140), '→', fx.join(','), `lead=${st.lead} known=${st.consent.known.k} tr=${st.transport.state} own=${st.outbox.unwritten.length}/${st.outbox.known.size} pass=${st.pass} timers=${JSON.stringify(st.timers)}`);
+  console.log(`t${tab.n} @${w.mono}`, input.type, JSON.stringify(input).slice(0, Number(process.env.MODEL_TRACE_WIDTH ?? 140)), '→', fx.join(','), `lead=${st.lead} known=${st.consent.known.k} tr=${st.transport.state} own=${st.outbox.unwritten.length}/${st.outbox.known.size} pass=${st.pass} timers=${JSON.stringify(st.timers)}`);
 }
 
 function effect(w: World, tab: Tab, e: Effect): void {
@@ -219,13 +224,10 @@ function effect(w: World, tab: Tab, e: Effect): void {
       if (e.changes.length) for (const i of tab.pendingCuts.splice(0)) Object.assign(w.cuts[i]!, { stored: true, at: w.mono }); // visible to every read now
       if (e.changes.some((ch) => ch.change.choice === 'disabled')) w.choice = { seq: w.choice.seq + 1, value: 'disabled', by: tab.n };
       e.entries.forEach((x) => w.durable.add(x.uuid));
-      for (const t of w.tabs) if (t !== tab && t.alive) t.inbox.push({ type: 'wrote', flush: false }); // localStorage's storage event
+      for (const t of w.tabs) if (t !== tab && listening(t)) t.inbox.push({ type: 'wrote', flush: false }); // localStorage's storage event
       return;
     case 'send':
       return send(w, tab, e.id, e.batch.map((x) => x.uuid));
-    case 'send-on-close':
-      checkRequest(w, tab, e.batch.map((x) => x.uuid));
-      return e.batch.forEach((x) => receive(w, x.uuid)); // keepalive: nobody reads its answer
     case 'abort': {
       const req = tab.reqs.get(e.id);
       if (req) req.aborted = true; // it may still arrive; answered with no status
@@ -261,8 +263,20 @@ function settled(w: World, tab: Tab, ask: number): void {
   if (!c?.stored || w.mono - c.at! >= 3000) return; // not stored (its failure said so), or its wait ran out
   for (const t of w.tabs) {
     if (t === tab || !t.alive) continue;
-    for (const r of t.reqs.values()) for (const u of r.batch) expect(c.before.has(u), `I8: tab ${tab.n}'s opt-out or clear resolved while tab ${t.n}'s request carrying ${u}, recorded before it, was on its way`).toBe(false);
+    for (const r of t.reqs.values()) if (!markLost(w, t, r)) for (const u of r.batch) expect(c.before.has(u), `I8: tab ${tab.n}'s opt-out or clear resolved while tab ${t.n}'s request carrying ${u}, recorded before it, was on its way`).toBe(false);
   }
+}
+
+/**
+ * Known limits, exempted from I8: the opt-out does not wait for a request whose mark is gone
+ * without its tab (marks are written within a second before a request starts) — the site's data
+ * was cleared while it flew, or the wall clock (marks are dated on it: tabs share no other) was
+ * set forward past its expiry. The flying tab still aborts it when it hears the opt-out.
+ */
+function markLost(w: World, t: Tab, r: Req): boolean {
+  const mark = w.store.marks.get(t.sid);
+  const clockSet = !(mark && mark.until > wall(w)) && w.mono - r.at < MARK_MS - 1000 && w.wallOffset > 0;
+  return clockSet || w.wipedAt >= r.at - 1000;
 }
 
 function receive(w: World, uuid: string): void {
@@ -272,7 +286,7 @@ function receive(w: World, uuid: string): void {
 
 function send(w: World, tab: Tab, id: number, uuids: string[]): void {
   checkRequest(w, tab, uuids);
-  tab.reqs.set(id, { batch: uuids, arrived: false });
+  tab.reqs.set(id, { batch: uuids, arrived: false, at: w.mono });
 }
 
 /** I1, I2, I4 at the moment a request starts. */
@@ -297,8 +311,15 @@ function audited(w: World, tab: Tab, entry: { outcome: string; uuid?: string; re
 }
 
 function broadcast(w: World, from: Tab, input: Input): void {
-  for (const t of w.tabs) if (t !== from && t.alive) t.inbox.push({ ...input, choiceSeq: w.choice });
+  for (const t of w.tabs) if (t !== from && listening(t)) t.inbox.push({ ...input, choiceSeq: w.choice });
 }
+
+/**
+ * Whether a message posted now reaches the tab. BroadcastChannel (and the storage event) queue a
+ * message for every live page, however busy (late, in order, never lost); a page in the
+ * back/forward cache (closing, not gone) is not fully active and misses what is posted meanwhile.
+ */
+const listening = (t: Tab) => t.alive && t.st.page !== 'closing';
 
 function lock(w: World, tab: Tab, want: boolean): void {
   if (!want) return release(w, tab);
@@ -381,8 +402,7 @@ export function act(w: World, x: Action): void {
     }
     case 'choice':
       if (!x.enabled) w.asks.set(w.ids, cut(w, tab!));
-      const neverRead = tab!.st.consent.known.k === 'unread' || tab!.st.consent.config.analyticsId === '';
-      tab!.own = { value: x.enabled ? 'enabled' : 'disabled', seq: neverRead && x.enabled ? -1 : w.choice.seq };
+      tab!.own = { value: x.enabled ? 'enabled' : 'disabled', seq: !tab!.st.consent.everRead && x.enabled ? -1 : w.choice.seq };
       return feed(w, tab!, { type: 'set-choice', enabled: x.enabled, ask: w.ids++ });
     case 'clear':
       w.asks.set(w.ids + 1, cut(w, tab!));
@@ -426,6 +446,7 @@ export function act(w: World, x: Action): void {
       return feed(w, tab!, { type: 'transport', result: x.result });
     case 'wipe':
       w.wiped = w.cuts.length;
+      w.wipedAt = w.mono;
       w.recorded.forEach((u) => w.exempt.add(u));
       w.store = Object.assign(new ContractStore(() => `id${w.ids++}`, () => wall(w)), { full: w.store.full, journalEvents: new Map(), journalChanges: new Map() });
       w.choice = { seq: w.choice.seq + 1, value: 'unset', by: -1 };
@@ -445,9 +466,11 @@ export function act(w: World, x: Action): void {
   }
 }
 
-function message(w: World, tab: Tab, lose: boolean): void {
+/** The tab handles its oldest message — or, `busy`, not yet (a message is never lost: see listening()). */
+function message(w: World, tab: Tab, busy: boolean): void {
+  if (busy) return;
   const m = tab.inbox.shift();
-  if (!m || lose) return;
+  if (!m) return;
   const { choiceSeq, ...input } = m;
   if (input.type === 'heard' && input.choice === 'disabled') tab.heardOff = true;
   if (input.type === 'heard' && input.change === 'choice' && input.choice === 'enabled') tab.heardOff = false;
@@ -474,7 +497,7 @@ function facadeOptOut(w: World): void {
   w.cuts.push({ before: new Set(w.recorded), stored: true, at: w.mono });
   w.store.journalChange(`f${w.ids++}`, { choice: 'disabled', choiceTime: new Date(wall(w)).toISOString(), cutAt: wall(w) });
   w.choice = { seq: w.choice.seq + 1, value: 'disabled', by: -1 };
-  for (const t of w.tabs) if (t.alive) t.inbox.push({ type: 'heard', change: 'choice', choice: 'disabled', emptied: true, choiceSeq: w.choice });
+  for (const t of w.tabs) if (listening(t)) t.inbox.push({ type: 'heard', change: 'choice', choice: 'disabled', emptied: true, choiceSeq: w.choice });
 }
 
 /** A tab of an older build writes events to its own store, under the stored id and cut. */
@@ -488,7 +511,7 @@ function legacyWrites(w: World, n: number): void {
     const e: OutboxEntry = { uuid, projectKey: 'phc_model', apiHost: 'https://example.test', kind: 'Append', name: 'settings-opened', props: {}, at: wall(w), queuedAt: wall(w), distinctId: c.analyticsId, sessionId: 'old', cut: c.cut ?? 0, bytes: 300 };
     w.store.legacy.set(uuid, e);
   }
-  for (const t of w.tabs) if (t.alive) t.inbox.push({ type: 'wrote', flush: false }); // as an older build's tab says, on the same channel
+  for (const t of w.tabs) if (listening(t)) t.inbox.push({ type: 'wrote', flush: false }); // as an older build's tab says, on the same channel
 }
 
 function cut(w: World, tab: Tab): number {

@@ -355,12 +355,12 @@ describe('the page', () => {
     expect(kinds(t.fact({ type: 'page', page: 'hidden' }))).toEqual(['storage:list']);
   });
 
-  test('closing: what only this tab holds is journaled now, and what it holds leaves in one keepalive request; the lock is let go', () => {
+  test('closing: what only this tab holds is journaled now; nothing is sent (a closing page may not have heard what others stored); the lock is let go', () => {
     const t = loaded();
     t.fact({ type: 'transport', result: 'ready' });
     t.fact({ type: 'record', events: [event], uuids: ['u1'] });
     const fx = t.fact({ type: 'page', page: 'closing' });
-    expect(kinds(fx)).toEqual(['journal', 'send-on-close', 'lead']);
+    expect(kinds(fx)).toEqual(['journal', 'lead']);
     expect(of(fx, 'journal')[0]!.entries.map((e) => e.uuid)).toEqual(['u1']);
   });
 
@@ -372,20 +372,33 @@ describe('the page', () => {
     expect(journal.changes.map((c) => c.change)).toEqual([{ cutAt: WALL, choice: 'disabled', choiceTime: new Date(WALL).toISOString() }]);
   });
 
-  test('closing within a retry wait: journaled, but no keepalive request', () => {
-    const { t, id } = flying(['u1']);
-    t.fact({ type: 'answer', id, status: 503, redirected: false, quotaLimited: false });
-    t.fact({ type: 'record', events: [event], uuids: ['u2'] });
-    expect(kinds(t.fact({ type: 'page', page: 'closing' }))).toEqual(['journal', 'lead']);
+  test('recorded while closing (the host\'s own pagehide handler): journaled again, with the rest', () => {
+    const t = loaded();
+    t.fact({ type: 'record', events: [event], uuids: ['u1'] });
+    t.fact({ type: 'page', page: 'closing' });
+    const fx = t.fact({ type: 'record', events: [event], uuids: ['u2'] });
+    expect(of(fx, 'journal')[0]!.entries.map((e) => e.uuid).sort()).toEqual(['u1', 'u2']);
   });
 
-  test('the keepalive request holds at most 48 KB of UTF-8', () => {
+  test('held while reading storage again (back from the cache), then closing: journaled, stamped with what it last read', () => {
     const t = loaded();
-    t.fact({ type: 'transport', result: 'ready' });
-    const big: Valid = { ...event, props: { text: '語'.repeat(5000) }, bytes: 15_000 };
-    t.fact({ type: 'record', events: [big, big, big, big, big], uuids: ['a', 'b', 'c', 'd', 'e'] });
-    const batch = of(t.fact({ type: 'page', page: 'closing' }), 'send-on-close')[0]!.batch;
-    expect(batch).toHaveLength(3); // 3 × ~15 KB of UTF-8 (5000 characters each, 3 bytes per character)
+    t.fact({ type: 'page', page: 'restored' });
+    t.fact({ type: 'record', events: [event], uuids: ['u1'] });
+    expect(t.st.held).toHaveLength(1);
+    const journal = of(t.fact({ type: 'page', page: 'closing' }), 'journal')[0]!;
+    expect(journal.entries).toEqual([expect.objectContaining({ uuid: 'u1', distinctId: 'id', cut: 0 })]);
+  });
+
+  test('held before its first read, which then shows a cut made after them, then closing: dropped with the reason, not journaled under that cut', () => {
+    const t = tab();
+    t.fact({ type: 'start' });
+    t.fact({ type: 'record', events: [event], uuids: ['u1'] });
+    t.fact({ type: 'storage-lost' }); // an upgrade: the read under way is not trusted
+    t.stored({ config: { ...CONFIG, cut: 1, cutAt: WALL + 5 } }, 10);
+    expect(t.st.held).toHaveLength(1);
+    const fx = t.fact({ type: 'page', page: 'closing' });
+    expect(audits(fx)).toEqual(['dropped: recorded before the last opt-out or clear']);
+    expect(of(fx, 'journal')[0]!.entries).toEqual([]);
   });
 
   test('restored from the back/forward cache: the journal forgotten (it holds them again), storage read again before anything is sent', () => {
@@ -426,6 +439,17 @@ describe('storage', () => {
     const fx = t.stored({ created: true, config: { ...CONFIG, analyticsId: 'fresh' } });
     expect(audits(fx)).toEqual(['dropped: cleared: the site data was cleared']);
     expect(t.op()).toEqual({ op: 'change', change: { cutAt: WALL } });
+  });
+
+  test('a config created by the first read the tab trusts is not "the site data was cleared", even after an upgrade and a clear() before it', () => {
+    const t = tab();
+    t.fact({ type: 'start' });
+    t.fact({ type: 'clear', analyticsId: 'mine', ask: 1 });
+    t.fact({ type: 'storage-lost' });
+    t.fact({ type: 'record', events: [event], uuids: ['u1'] });
+    const fx = t.stored({ created: true }); // issued before the upgrade: not trusted, read again after its own clear
+    expect(audits(fx)).toEqual([]);
+    expect(t.op()).toEqual({ op: 'change', change: { analyticsId: 'mine', cutAt: WALL } }); // its own clear, and no cut of "erased"
   });
 
   test('what a read, list or add could not keep (evicted, refused by the add rule) is audited here', () => {
