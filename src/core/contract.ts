@@ -54,7 +54,11 @@ export interface StoredConfig {
   metadata: Metadata;
   /** The page load that made this id (first-run grace); absent for ids adopted or made before. */
   firstSessionId?: string;
-  /** The cut: how many opt-outs and clears have ended what came before them; when the last was asked for (wall clock). */
+  /**
+   * The cut: how many opt-outs and clears have ended what came before them; `cutAt`: the latest
+   * time one was asked for (wall clock; never moved back: a change stored after another tab's,
+   * though asked for before it, still ends what that one ended).
+   */
   cut?: number;
   cutAt?: number;
   /** Journaled changes already applied (their ids): a change is applied once, however often it is read. */
@@ -178,7 +182,7 @@ export function applyChange(c: StoredConfig, change: ConfigChange): StoredConfig
   if (change.metadata) next.metadata = firstKeys({ ...next.metadata, ...change.metadata }, MAX_METADATA_KEYS);
   if (change.cutAt !== undefined) {
     next.cut = (c.cut ?? 0) + 1;
-    next.cutAt = change.cutAt;
+    next.cutAt = Math.max(c.cutAt ?? change.cutAt, change.cutAt);
   }
   return next;
 }

@@ -44,7 +44,7 @@ export function onRecord(c: Step, events: Valid[], uuids: string[]): void {
     const entry = admit(c, event, uuids[i]!);
     if (entry) kept.push(entry);
   });
-  if (c.st.page === 'closing' && kept.length) leaving(c); // recorded in the host's own pagehide handler
+  if (c.st.page === 'closing' && kept.length) journal(c); // recorded in the host's own pagehide handler
 }
 
 /** The consent gate, asked for one validated event: kept, held until the choice is read, or dropped. */
@@ -275,14 +275,23 @@ export function onMarked(c: Step, op: StorageOp & { op: 'mark' }): void {
 // ---- leaving -------------------------------------------------------------------------------------
 
 /**
- * The page is closing (or records while it does): what only this tab holds is journaled now, in
- * this task (a later one may never run), for the delivering tab or the next page to take in. It
- * sends nothing itself: a closing page may not have heard what other tabs stored (its main thread
- * busy, the message queued), and a request made now could not be stopped by an opt-out; a tab that
- * can still ask the gate (and read storage in the same transaction) sends it instead.
+ * The page is closing: what only this tab holds is journaled now, in this task (a later one may
+ * never run), for the delivering tab or the next page to take in. It sends nothing itself: a
+ * closing page may not have heard what other tabs stored (its main thread busy, the message
+ * queued), and a request made now could not be stopped by an opt-out; a tab that can still ask the
+ * gate (and read storage in the same transaction) sends it instead. Its opt-out or clear() not
+ * stored yet is announced too: journaled, it is as good as stored, and a tab that learnt of it
+ * only by reading could tell what came before it by the clock alone (found by the model: a clock
+ * set back and forth).
  */
 export function leaving(c: Step): void {
   journal(c);
+  const { changes, consent } = c.st;
+  for (const ch of changes) {
+    if (ch.cutAt === undefined) continue;
+    const optOut = ch.choice === 'disabled' && !ch.analyticsId;
+    c.fx.push({ type: 'announce', change: optOut ? 'choice' : 'clear', choice: optOut ? 'disabled' : consent.config.choice, emptied: true });
+  }
 }
 
 /**

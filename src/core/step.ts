@@ -10,7 +10,7 @@ import type { Signals } from '../signals.js';
 import type { ConfigChange, StorageOp } from './contract.js';
 import { adopt, answerSettled, gate, notifyChange, onClear, onHeard, onSetChoice, onSetMetadata, readFailed, reread, storageBackoff } from './consent.js';
 import { addFailed, delivers, forgetStored, inGrace, judge, leaving, live, notKept, onAdded, onAnswer, onListed, onMarked, onRecord, release, writing } from './delivery.js';
-import { abortFlight } from './outcomes.js';
+import { abortFlight, dropRef } from './outcomes.js';
 import { arm, backoff, due, nextWake } from './timers.js';
 import type { Effect, Fact, Settings, State, Step, TimerName } from './types.js';
 
@@ -74,11 +74,22 @@ function handle(c: Step, f: Fact): void {
     case 'transport': return onTransport(c, f);
     case 'page': return onPage(c, f.page);
     case 'online': return onOnline(c);
-    case 'storage-lost': return reread(c, true); // messages may have been lost with the connection
+    case 'storage-lost': return onStorageLost(c);
     case 'start':
     case 'tick':
       return;
   }
+}
+
+/**
+ * The connection went (the site's data cleared, or a newer build upgrading): read again, sending
+ * nothing meanwhile. What a tab held before it ever read storage ends: an opt-out or clear() that
+ * ended it may have gone with the data, and nothing else says which came first (found by the model).
+ */
+function onStorageLost(c: Step): void {
+  const { st } = c;
+  if (!st.consent.everRead) for (const h of st.held.splice(0)) dropRef(c, { uuid: h.uuid, kind: h.event.kind, name: h.event.name }, 'storage was cleared or upgraded before it was read', false);
+  reread(c, true);
 }
 
 function onFlush(c: Step, ask: number): void {

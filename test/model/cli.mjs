@@ -18,7 +18,7 @@ const results = await Promise.all(
     const seed = args.seed !== undefined ? Number(args.seed) + i : ((Date.now() ^ (Math.random() * 2 ** 31)) >>> 0) + i;
     const env = { ...process.env, MODEL_RUNS: String(per), MODEL_LONG_RUNS: String(Math.ceil(per / 5)), MODEL_SEED: String(seed) };
     return new Promise((resolve) => {
-      const child = spawn('npx', ['vitest', 'run', '--project', 'node', 'test/node/model.test.ts', '-t', 'invariants'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn('npx', ['vitest', 'run', '-c', 'test/core.config.ts', 'test/node/model.test.ts', '-t', 'invariants'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
       let out = '';
       child.stdout.on('data', (d) => (out += d));
       child.stderr.on('data', (d) => (out += d));

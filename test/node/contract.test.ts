@@ -18,6 +18,10 @@ describe('the cut rule: applyChange', () => {
     expect(once).toMatchObject({ choice: 'disabled', cut: 1, cutAt: 5 });
     expect(applyChange(once, { cutAt: 9 })).toMatchObject({ cut: 2, cutAt: 9 });
   });
+  test('a cut stored after another, though asked for before it, counts up but keeps the later date (what the other ended stays ended)', () => {
+    const later = applyChange(config, { analyticsId: 'b', cutAt: 9 });
+    expect(applyChange(later, { analyticsId: 'a', cutAt: 5 })).toMatchObject({ analyticsId: 'a', cut: 2, cutAt: 9 });
+  });
   test('a clear: the new id, metadata wiped, no longer a first run', () => {
     expect(applyChange(config, { analyticsId: 'new', cutAt: 1 })).toEqual({ analyticsId: 'new', choice: 'unset', metadata: {}, cut: 1, cutAt: 1 });
   });

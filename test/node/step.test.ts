@@ -364,12 +364,23 @@ describe('the page', () => {
     expect(of(fx, 'journal')[0]!.entries.map((e) => e.uuid)).toEqual(['u1']);
   });
 
-  test('closing with an opt-out not yet stored: the cut is journaled (it must not be lost)', () => {
+  test('closing with an opt-out not yet stored: the cut is journaled (it must not be lost) and announced (journaled, it is as good as stored)', () => {
     const t = loaded();
     t.fact({ type: 'set-metadata', metadata: { a: 1 }, ask: 1 }); // under way
     t.fact({ type: 'set-choice', enabled: false, ask: 2 });
-    const journal = of(t.fact({ type: 'page', page: 'closing' }), 'journal')[0]!;
-    expect(journal.changes.map((c) => c.change)).toEqual([{ cutAt: WALL, choice: 'disabled', choiceTime: new Date(WALL).toISOString() }]);
+    const fx = t.fact({ type: 'page', page: 'closing' });
+    expect(of(fx, 'journal')[0]!.changes.map((c) => c.change)).toEqual([{ cutAt: WALL, choice: 'disabled', choiceTime: new Date(WALL).toISOString() }]);
+    expect(of(fx, 'announce')).toEqual([{ type: 'announce', change: 'choice', choice: 'disabled', emptied: true }]);
+  });
+
+  test('closing before its first read with a clear() not stored: journaled and announced, so that other tabs end what they hold by the order they hear it, not by the clock', () => {
+    const t = tab();
+    t.fact({ type: 'start' });
+    t.fact({ type: 'clear', analyticsId: 'id2', ask: 1 });
+    const fx = t.fact({ type: 'page', page: 'closing' });
+    expect(of(fx, 'journal')[0]!.changes.map((c) => c.change)).toEqual([{ cutAt: WALL, analyticsId: 'id2' }]);
+    expect(of(fx, 'announce')).toEqual([expect.objectContaining({ change: 'clear', emptied: true })]);
+    expect(of(t.fact({ type: 'record', events: [event], uuids: ['u1'] }), 'announce')).toEqual([]); // once
   });
 
   test('recorded while closing (the host\'s own pagehide handler): journaled again, with the rest', () => {
@@ -389,16 +400,22 @@ describe('the page', () => {
     expect(journal.entries).toEqual([expect.objectContaining({ uuid: 'u1', distinctId: 'id', cut: 0 })]);
   });
 
-  test('held before its first read, which then shows a cut made after them, then closing: dropped with the reason, not journaled under that cut', () => {
-    const t = tab();
-    t.fact({ type: 'start' });
+  test('held while reading again, dated before the cut it last read (the clock set back meanwhile), then closing: dropped with the reason, not journaled under that cut', () => {
+    const t = loaded({ cut: 1, cutAt: WALL + 5 });
+    t.fact({ type: 'page', page: 'restored' });
     t.fact({ type: 'record', events: [event], uuids: ['u1'] });
-    t.fact({ type: 'storage-lost' }); // an upgrade: the read under way is not trusted
-    t.stored({ config: { ...CONFIG, cut: 1, cutAt: WALL + 5 } }, 10);
     expect(t.st.held).toHaveLength(1);
     const fx = t.fact({ type: 'page', page: 'closing' });
     expect(audits(fx)).toEqual(['dropped: recorded before the last opt-out or clear']);
     expect(of(fx, 'journal')[0]!.entries).toEqual([]);
+  });
+
+  test('storage lost (cleared or upgraded) before the first read: what the tab held ends, with the reason (what ended it may have gone with the data)', () => {
+    const t = tab();
+    t.fact({ type: 'start' });
+    t.fact({ type: 'record', events: [event], uuids: ['u1'] });
+    expect(audits(t.fact({ type: 'storage-lost' }))).toEqual(['dropped: storage was cleared or upgraded before it was read']);
+    expect(t.st.held).toEqual([]);
   });
 
   test('restored from the back/forward cache: the journal forgotten (it holds them again), storage read again before anything is sent', () => {
