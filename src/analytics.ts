@@ -117,7 +117,9 @@ export function createAnalytics<const E extends Catalog = Record<never, never>>(
     })());
   if (forbidden) firstTry(); // nothing to wait for: off, whatever is stored
   else void load();
-  const withCore = <T>(use: (c: Core) => Promise<T>): Promise<T> => (closed && !core ? Promise.resolve(undefined as T) : load().then(use).catch(() => undefined as T));
+  // Loaded: now, in the host's own task (what it records right after a clear() comes after it); else once loaded.
+  const withCore = <T>(use: (c: Core) => Promise<T>): Promise<T> =>
+    (closed && !core ? Promise.resolve(undefined as T) : core ? new Promise<T>((r) => r(use(core!))) : load().then(use)).catch(() => undefined as T);
   const entries = () => {
     if (!core) {
       if (!closed) void load(); // under a forbidding policy, asking is what fetches them

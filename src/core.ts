@@ -100,7 +100,7 @@ export function startCore(opts: ResolvedOptions, notify: (state: ConsentState) =
   const catalog: Catalog = Object.freeze({ ...CATALOG, ...opts.events });
   const audit = createAudit(opts.auditCapacity);
   const sessionId = nanoid();
-  const db = openStorage(() => shell.feed({ type: 'storage-lost' }));
+  const db = openStorage((upgraded) => shell.feed({ type: 'storage-lost', ...(upgraded ? { upgraded } : {}) }));
   const where = { projectKey: opts.projectKey, apiHost: opts.apiHost, sessionId, wall: Date.now };
   const st = initialState(
     { projectKey: opts.projectKey, apiHost: opts.apiHost, intervalMs: opts.flushIntervalMs, firstRunGrace: opts.firstRunGrace, respectPrivacySignals: opts.respectPrivacySignals, devBuild: opts.devBuild, force: opts.force, embedderPolicyOff: opts.embedderPolicy === 'off', sessionId, writeChunk: WRITE_CHUNK, batch: BATCH },
@@ -349,7 +349,7 @@ function effectHandlers({ opts, db, where, audit, notify, feed, io, tabs, stop }
       );
     },
     abort: (e) => (io.requests.get(e.id)?.abort(), io.requests.delete(e.id)),
-    announce: ({ change, choice, emptied }) => tabs.announce({ change, choice, ...(emptied ? { emptied } : {}) }),
+    announce: ({ change, choice, emptied, cut }) => tabs.announce({ change, choice, ...(emptied ? { emptied } : {}), ...(cut !== undefined ? { cut } : {}) }),
     wrote: (e) => tabs.wrote(e.flush),
     wake(e) {
       clearTimeout(io.timer);

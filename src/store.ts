@@ -64,7 +64,7 @@ export interface Where {
  * upgrading, site data cleared) is opened afresh on the next use. A newer build's higher version
  * is opened as it is, if it still has our stores. Every use is bounded by TIMEOUT_MS.
  */
-export function openStorage(lost: () => void = () => undefined): Storage {
+export function openStorage(lost: (upgraded: boolean) => void = () => undefined): Storage {
   let dbp: Promise<IDBDatabase> | undefined;
   let closed = false;
   const database = (): Promise<IDBDatabase> => {
@@ -73,16 +73,16 @@ export function openStorage(lost: () => void = () => undefined): Storage {
     opening.then(
       (db) => {
         if (closed) return db.close();
-        const gone = () => {
+        const gone = (upgraded: boolean) => {
           if (dbp === opening) dbp = undefined;
-          lost();
+          lost(upgraded);
         };
         // A newer build upgrading must not be blocked by us; nor a closed connection reused.
-        db.onversionchange = () => {
+        db.onversionchange = (e) => {
           db.close();
-          gone();
+          gone(e.newVersion !== null); // null: the database is being deleted
         };
-        db.onclose = gone; // closed by the browser: site data cleared, or a disk error
+        db.onclose = () => gone(false); // closed by the browser: site data cleared, or a disk error
       },
       () => {
         if (dbp === opening) dbp = undefined;
@@ -159,19 +159,20 @@ export async function runStorageOp(db: Storage, where: Where, op: StorageOp): Pr
     if (journaled.length) await keepJournaled(db, where, journaled);
     return result;
   } catch (err) {
-    if (op.op === 'change' && op.change.cutAt !== undefined) return keepChange(db, where, op.change, journaled, err);
+    if (op.op === 'change' && op.change.cutAt !== undefined) return keepChange(db, where, op, journaled, err);
     if (op.op === 'read') return readOnly(db, where, journaled, err);
     return { ok: false, error: errorOf(err) };
   }
 }
 
 type Journaled = [string, ConfigChange][];
+type ChangeOp = StorageOp & { op: 'change' };
 type Taken = Pick<StorageResult, 'dropped' | 'refused'> & { journal?: string[] };
 
 async function inTransaction(tx: IDBTransaction, where: Where, op: StorageOp, journaled: Journaled): Promise<StorageResult & { journal?: string[] }> {
   const { config, created } = await configOf(tx, where.sessionId, journaled, true);
   if (op.op === 'read') return { ok: true, config, created, ...(await takeJournaled(tx, config, where)), othersFlying: (await marked(tx, where.wall(), where.sessionId)).size > 0 };
-  if (op.op === 'change') return change(tx, where, config, created, op.change);
+  if (op.op === 'change') return change(tx, where, config, created, op);
   if (op.op === 'add') return { ok: true, config, created, ...(await add(tx, where, config, op.entries)) };
   if (op.op === 'list') return list(tx, where, config, created, op);
   if (op.op === 'mark') {
@@ -210,8 +211,8 @@ async function configOf(tx: IDBTransaction, sessionId: string, journaled: Journa
 }
 
 /** A change, over the config as read (journaled changes applied: written with it). */
-async function change(tx: IDBTransaction, where: Where, old: StoredConfig, created: boolean, ch: ConfigChange): Promise<StorageResult> {
-  const config = applyChange(old, ch);
+async function change(tx: IDBTransaction, where: Where, old: StoredConfig, created: boolean, { change: ch, id }: ChangeOp): Promise<StorageResult> {
+  const config = id ? applyJournaled(old, id, ch) : applyChange(old, ch);
   tx.objectStore(CONFIG).put(config, CONFIG_KEY);
   if (ch.cutAt === undefined) return { ok: true, config, created, othersFlying: (await marked(tx, where.wall(), where.sessionId)).size > 0 };
   return { ok: true, config, created, ...(await empty(tx, where)) };
@@ -231,8 +232,7 @@ async function empty(tx: IDBTransaction, where: Where): Promise<Pick<StorageResu
  * A change with a cut that IndexedDB refused (a full disk refuses every put): kept in the journal,
  * and the outbox emptied by a transaction that only deletes. Every later read applies it.
  */
-async function keepChange(db: Storage, where: Where, ch: ConfigChange, journaled: Journaled, err: unknown): Promise<StorageResult> {
-  const id = nanoid();
+async function keepChange(db: Storage, where: Where, { change: ch, id = nanoid() }: ChangeOp, journaled: Journaled, err: unknown): Promise<StorageResult> {
   if (!journal(JOURNAL_CHANGE + id, ch)) return { ok: false, error: errorOf(err) };
   try {
     return await db.transaction(STORES, 'readwrite', async (tx) => {

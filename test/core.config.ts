@@ -10,8 +10,8 @@ export default defineConfig({
     include: ['test/node/step.test.ts', 'test/node/contract.test.ts', 'test/node/model.test.ts'],
     environment: 'node',
     env: {
-      MODEL_RUNS: process.env.MODEL_RUNS ?? '1500',
-      MODEL_LONG_RUNS: process.env.MODEL_LONG_RUNS ?? '300',
+      MODEL_RUNS: process.env.MODEL_RUNS ?? '300',
+      MODEL_LONG_RUNS: process.env.MODEL_LONG_RUNS ?? '60',
       MODEL_SEED: process.env.MODEL_SEED ?? '20261207',
     },
   },

@@ -108,7 +108,7 @@ export function onHeard(c: Step, h: Announce): void {
     // An opt-in of ours not yet stored does not undo it: it is stored as an opt-out instead.
     if (c.st.changes.some((ch) => ch.choice === 'enabled')) supersede(c);
   } else if (h.change === 'choice' && h.choice === 'enabled') consent.heardOff = false;
-  if (ends) endAll(c, h.change === 'clear' ? 'cleared' : 'user-opted-out');
+  if (ends) endAll(c, h.change === 'clear' ? 'cleared' : 'user-opted-out', h.cut);
   reread(c, ends);
 }
 
@@ -145,7 +145,7 @@ function stored(c: Step, r: StorageResult): void {
   if (done.choice) st.consent.heardOff = false; // our choice, stored after what we heard
   const emptied = done.cutAt !== undefined;
   const change = done.analyticsId ? 'clear' : done.choice ? 'choice' : 'metadata';
-  fx.push({ type: 'announce', change, choice: r.config!.choice, ...(emptied ? { emptied: true as const } : {}) });
+  fx.push({ type: 'announce', change, choice: r.config!.choice, ...(emptied ? { emptied: true as const, cut: r.config!.cut ?? 0 } : {}) });
   const reason = done.analyticsId ? 'cleared' : 'user-opted-out';
   const flying = new Set(r.flying);
   for (const e of r.dropped ?? []) {

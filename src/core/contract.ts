@@ -85,6 +85,11 @@ export interface OutboxEntry {
   eventId?: number;
   /** Shown in the audit when it is sent (e.g. properties the catalog removed). */
   note?: string;
+  /**
+   * Recorded before its page had read storage: told from what a cut ended by the clock alone, so
+   * an opt-out or clear heard later ends it, whatever cut it was stamped under.
+   */
+  early?: true;
   /** Its size as JSON, for the byte bound. */
   bytes: number;
 }
@@ -116,9 +121,11 @@ export type StorageOp =
    * returns what it removed (`dropped`), and which of those other tabs had marked (`flying`: they
    * may be on their way to the endpoint). If IndexedDB refuses to write
    * (a full disk refuses every put), a change with `cutAt` is still kept: the outbox is emptied by
-   * a transaction that only deletes, the change journaled, and `journaled` is set.
+   * a transaction that only deletes, the change journaled, and `journaled` is set. With `id` (a
+   * change with a cut: the id its page journals it under, should it close before it hears the
+   * result), applied once (applyJournaled): a journaled copy is not applied again.
    */
-  | { op: 'change'; change: ConfigChange }
+  | { op: 'change'; change: ConfigChange; id?: string }
   /**
    * Stores entries under the add rule (`refuses`: `refused`), skipping what is stored already;
    * past OUTBOX_LIMITS evicts the oldest that no tab has in flight (`dropped`).

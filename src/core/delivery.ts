@@ -9,7 +9,7 @@ import { expired, NOT_BEFORE_MAX_MS, OUTBOX_LIMITS, OUTBOX_TTL_MS, refuses, type
 import { gate } from './consent.js';
 import { dropRef, sent } from './outcomes.js';
 import { arm, backoff } from './timers.js';
-import type { Held, State, Step } from './types.js';
+import type { Change, Held, State, Step } from './types.js';
 
 /** Events recorded before the stored choice is read wait for it, at most this many. */
 export const HOLD_CAPACITY = 500;
@@ -48,11 +48,11 @@ export function onRecord(c: Step, events: Valid[], uuids: string[]): void {
 }
 
 /** The consent gate, asked for one validated event: kept, held until the choice is read, or dropped. */
-function admit(c: Step, event: Valid, uuid: string): OutboxEntry | undefined {
+function admit(c: Step, event: Valid, uuid: string, early = false): OutboxEntry | undefined {
   const { st } = c;
   const ref = { uuid, kind: event.kind, name: event.name };
   const state = gate(c);
-  if (st.page !== 'closed' && st.asks.shutdown === undefined && state.enabled) return keep(c, event, uuid);
+  if (st.page !== 'closed' && st.asks.shutdown === undefined && state.enabled) return keep(c, event, uuid, early);
   if (st.page === 'closed' || st.asks.shutdown !== undefined) dropRef(c, ref, 'shut down', false);
   else if (state.reason !== 'loading') dropRef(c, ref, state.reason, false);
   else if (st.held.length >= HOLD_CAPACITY) dropRef(c, ref, `too many at once: more than ${HOLD_CAPACITY} recorded before the stored choice was read`, false);
@@ -64,7 +64,7 @@ function admit(c: Step, event: Valid, uuid: string): OutboxEntry | undefined {
 export function release(c: Step): void {
   if (!c.st.held.length || gate(c).reason === 'loading') return;
   dropBefore(c);
-  for (const h of c.st.held.splice(0)) admit(c, h.event, h.uuid);
+  for (const h of c.st.held.splice(0)) admit(c, h.event, h.uuid, true); // judged by the clock alone (below)
 }
 
 /** Held events recorded before the last opt-out or clear this tab knows of end here, each with the reason. */
@@ -82,9 +82,9 @@ function before(c: Step, h: Held): boolean {
 }
 
 /** Stamped with the id and cut it is accepted under, to be written. */
-function keep(c: Step, e: Valid, uuid: string): OutboxEntry {
+function keep(c: Step, e: Valid, uuid: string, early: boolean): OutboxEntry {
   const { st } = c;
-  const entry = stamp(c, e, uuid);
+  const entry = stamp(c, e, uuid, early);
   st.outbox.unwritten.push(entry);
   st.outbox.known.set(uuid, entry);
   // More than the outbox holds, waiting for one write: the oldest would be evicted by it anyway.
@@ -94,7 +94,7 @@ function keep(c: Step, e: Valid, uuid: string): OutboxEntry {
 }
 
 /** An event as the outbox keeps it: under the id and cut this tab knows. */
-function stamp(c: Step, e: Valid, uuid: string): OutboxEntry {
+function stamp(c: Step, e: Valid, uuid: string, early: boolean): OutboxEntry {
   const { st } = c;
   const { analyticsId, cut } = st.consent.config;
   const entry: OutboxEntry = {
@@ -111,6 +111,7 @@ function stamp(c: Step, e: Valid, uuid: string): OutboxEntry {
     cut: cut ?? 0,
     ...(e.kind === 'Append' ? { eventId: ++st.eventCounter } : {}),
     ...(e.note ? { note: e.note } : {}),
+    ...(early ? { early } : {}),
     bytes: 0,
   };
   entry.bytes = e.bytes + JSON.stringify({ ...entry, props: null }).length; // the props were measured by validate()
@@ -290,7 +291,7 @@ export function leaving(c: Step): void {
   for (const ch of changes) {
     if (ch.cutAt === undefined) continue;
     const optOut = ch.choice === 'disabled' && !ch.analyticsId;
-    c.fx.push({ type: 'announce', change: optOut ? 'choice' : 'clear', choice: optOut ? 'disabled' : consent.config.choice, emptied: true });
+    c.fx.push({ type: 'announce', change: optOut ? 'choice' : 'clear', choice: optOut ? 'disabled' : consent.config.choice, emptied: true, cut: consent.config.cut ?? 0 });
   }
 }
 
@@ -306,11 +307,14 @@ export function journal(c: Step): void {
   // page last read — the add rule refuses them if that is no longer so — unless recorded before
   // the cut it read (a read that ran after them: found by the model). Never read: not kept.
   if (st.consent.config.analyticsId) dropBefore(c);
-  const held = st.consent.config.analyticsId ? st.held.map((h) => stamp(c, h.event, h.uuid)) : [];
+  const held = st.consent.config.analyticsId ? st.held.map((h) => stamp(c, h.event, h.uuid, true)) : [];
   const entries = [...writing(st), ...st.outbox.unwritten, ...held].filter((e) => !st.outbox.ended.has(e.uuid));
-  const changes = st.changes.filter((ch) => ch.cutAt !== undefined).map((ch) => ({ id: `${st.s.sessionId}-${ch.id}`, change: cutOf(ch) }));
+  const changes = st.changes.filter((ch) => ch.cutAt !== undefined).map((ch) => ({ id: journalId(st, ch), change: cutOf(ch) }));
   c.fx.push({ type: 'journal', entries, changes });
 }
+
+/** The id a change is journaled under, and stored under (applied once, whichever comes first). */
+export const journalId = (st: State, ch: Change): string => `${st.s.sessionId}-${ch.id}`;
 
 /** What of a change must survive: its cut, a clear's new id, an opt-out. */
 function cutOf({ cutAt, analyticsId, choice, choiceTime }: ConfigChange): ConfigChange {

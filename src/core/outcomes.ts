@@ -56,11 +56,17 @@ export function unconfirmed(c: Step, e: Ref, reason: string): void {
   c.fx.push({ type: 'audit', entry: { name: wireName(e), outcome: 'unconfirmed', reason, uuid: e.uuid } });
 }
 
-/** An opt-out or clear (this tab's, another's, or the site's data wiped): everything this tab holds ends, with `reason`. */
-export function endAll(c: Step, reason: string): void {
+/**
+ * An opt-out or clear (this tab's, another's, or the site's data wiped): what this tab holds ends,
+ * with `reason` — everything, or, given the `cut` it made, what was stamped before it (what was
+ * stamped under it came after it: another tab's, taken in from its journal, is not lost).
+ */
+export function endAll(c: Step, reason: string, cut?: number): void {
   const { st } = c;
-  abortFlight(c, reason);
+  const before = (e: Pick<OutboxEntry, 'cut' | 'early'>) => cut === undefined || e.early === true || (e.cut ?? 0) < cut;
+  if (st.flight?.entries.some(before)) abortFlight(c, reason);
   for (const h of st.held.splice(0)) dropRef(c, { uuid: h.uuid, kind: h.event.kind, name: h.event.name }, reason, false);
-  for (const e of st.outbox.unwritten.splice(0)) dropRef(c, e, reason, false);
-  for (const e of [...st.outbox.known.values()]) dropRef(c, e, reason, true);
+  for (const e of st.outbox.unwritten.filter(before)) dropRef(c, e, reason, false);
+  st.outbox.unwritten = st.outbox.unwritten.filter((e) => !before(e));
+  for (const e of [...st.outbox.known.values()]) if (before(e)) dropRef(c, e, reason, true);
 }

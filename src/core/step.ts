@@ -7,9 +7,9 @@
 // `state` is owned by the caller and updated in place (copying it per event would cost the hot path).
 import { userSaidNo } from '../3-consent-gate.js';
 import type { Signals } from '../signals.js';
-import type { ConfigChange, StorageOp } from './contract.js';
+import type { StorageOp } from './contract.js';
 import { adopt, answerSettled, gate, notifyChange, onClear, onHeard, onSetChoice, onSetMetadata, readFailed, reread, storageBackoff } from './consent.js';
-import { addFailed, delivers, forgetStored, inGrace, judge, leaving, live, notKept, onAdded, onAnswer, onListed, onMarked, onRecord, release, writing } from './delivery.js';
+import { addFailed, delivers, forgetStored, inGrace, journalId, judge, leaving, live, notKept, onAdded, onAnswer, onListed, onMarked, onRecord, release, writing } from './delivery.js';
 import { abortFlight, dropRef } from './outcomes.js';
 import { arm, backoff, due, nextWake } from './timers.js';
 import type { Effect, Fact, Settings, State, Step, TimerName } from './types.js';
@@ -74,7 +74,7 @@ function handle(c: Step, f: Fact): void {
     case 'transport': return onTransport(c, f);
     case 'page': return onPage(c, f.page);
     case 'online': return onOnline(c);
-    case 'storage-lost': return onStorageLost(c);
+    case 'storage-lost': return onStorageLost(c, f.upgraded === true);
     case 'start':
     case 'tick':
       return;
@@ -83,12 +83,13 @@ function handle(c: Step, f: Fact): void {
 
 /**
  * The connection went (the site's data cleared, or a newer build upgrading): read again, sending
- * nothing meanwhile. What a tab held before it ever read storage ends: an opt-out or clear() that
- * ended it may have gone with the data, and nothing else says which came first (found by the model).
+ * nothing meanwhile. What a tab held before it ever read storage ends if the data went: an opt-out
+ * or clear() that ended it may have gone with it, and nothing else says which came first (found by
+ * the model). An upgrade keeps the data, and the cut that judges them.
  */
-function onStorageLost(c: Step): void {
+function onStorageLost(c: Step, upgraded: boolean): void {
   const { st } = c;
-  if (!st.consent.everRead) for (const h of st.held.splice(0)) dropRef(c, { uuid: h.uuid, kind: h.event.kind, name: h.event.name }, 'storage was cleared or upgraded before it was read', false);
+  if (!st.consent.everRead && !upgraded) for (const h of st.held.splice(0)) dropRef(c, { uuid: h.uuid, kind: h.event.kind, name: h.event.name }, 'storage was cleared before it was read', false);
   reread(c, true);
 }
 
@@ -261,7 +262,7 @@ function nextOp(c: Step): StorageOp | undefined {
   const { st } = c;
   const { known } = st.consent;
   const blocked = st.timers.storage !== undefined; // storage failed: after the backoff
-  if (st.changes.length && !blocked) return { op: 'change', change: changeOf(st) };
+  if (st.changes.length && !blocked) return changeOp(st);
   if ((known.k !== 'read' || (st.asks.settle.length && st.timers.settle === undefined)) && !blocked) return { op: 'read' };
   const own = strandedMark(c); // a failing write does not wait on a mark: it has a backoff of its own (retry)
   if (own) return own;
@@ -293,10 +294,10 @@ function list(st: State, mark: boolean): StorageOp {
   return { op: 'list', limit: st.s.batch, mark };
 }
 
-/** The first change waiting, as the contract knows changes. */
-function changeOf(st: State): ConfigChange {
+/** The first change waiting, to store; with a cut, under the id it would be journaled under (applied once). */
+function changeOp(st: State): StorageOp {
   const { asks: _, base: __, id: ___, ...change } = st.changes[0]!;
-  return change;
+  return { op: 'change', change, ...(change.cutAt !== undefined ? { id: journalId(st, st.changes[0]!) } : {}) };
 }
 
 /** What is unwritten and not in this tab's request (a stranded tab sends its own). */

@@ -42,7 +42,7 @@ export type Input =
   /** A storage op's result (`id` is the op's, in issue order). */
   | { type: 'stored'; id: number; op: StorageOp; result: StorageResult }
   /** Another tab changed the stored config (`emptied`: it ended what was recorded before it). */
-  | { type: 'heard'; change: Announce['change']; choice: Announce['choice']; emptied?: true }
+  | ({ type: 'heard' } & Announce)
   /** Another tab wrote events (`flush`: and its host asked to send now). */
   | { type: 'wrote'; flush: boolean }
   /** A request's answer: a status (0: none came, or it was aborted), a redirect is not delivery. */
@@ -52,7 +52,8 @@ export type Input =
   | { type: 'page'; page: 'shown' | 'hidden' | 'closing' | 'restored' }
   | { type: 'online' }
   /** The database connection was closed under us (site data cleared, a newer build upgrading): read again. */
-  | { type: 'storage-lost' }
+  /** The connection went: the site's data cleared (or a disk error), or `upgraded` by a newer build (the data kept). */
+  | { type: 'storage-lost'; upgraded?: true }
   /** A wake-up asked for (timers due by `now` fire). */
   | { type: 'tick' };
 
@@ -73,6 +74,11 @@ export interface Announce {
   choice: 'enabled' | 'disabled' | 'unset';
   /** It ended what came before it (an opt-out or clear): others hold until they read it. */
   emptied?: true;
+  /**
+   * The cut it made (as stored, or as its closing page expects): what was stamped under it was
+   * recorded after it, and is not ended on hearing (storage judges it). Absent: everything ends.
+   */
+  cut?: number;
 }
 
 export type Effect =

@@ -259,6 +259,20 @@ describe('every tab at once', () => {
     await pages.closePage(B);
   });
 
+  test('clear() then record() in the same task: the event comes after the clear — sent under the new id, not dropped as "cleared"', async () => {
+    const { a, key } = start();
+    await a.ready;
+    a.record('settings-opened');
+    void a.clear();
+    a.record('help-button-clicked');
+    await a.flush();
+    const audit = a.audit().filter((e) => e.name === 'help-button-clicked');
+    expect(audit.map((e) => e.outcome)).toEqual(['sent']);
+    expect(a.audit().find((e) => e.name === 'settings-opened')?.reason).toBe('cleared');
+    const got = await waitFor(() => received(key), (r) => r.events.some((e) => e.event === 'help-button-clicked'), 10_000);
+    expect(got.events.find((e) => e.event === 'help-button-clicked')?.properties.distinct_id).toBe((await a.config()).analyticsId);
+  });
+
   test('a message on the channel alone cannot turn a tab on: storage decides', async () => {
     const { a } = start();
     await a.disable();

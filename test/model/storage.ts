@@ -55,7 +55,7 @@ export class ContractStore {
       return this.op(op, who);
     } catch (err) {
       this.restore(before);
-      if (op.op === 'change' && op.change.cutAt !== undefined) return this.keepChange(op.change, who);
+      if (op.op === 'change' && op.change.cutAt !== undefined) return this.keepChange(op.change, op.id, who);
       if (op.op === 'read' && this.config) return { ok: true, config: this.configOf(who).config, created: false, othersFlying: this.flying(who.sessionId).size > 0 };
       return { ok: false, error: String(err) };
     }
@@ -75,7 +75,7 @@ export class ContractStore {
   private op(op: StorageOp, who: Caller): StorageResult {
     const { config, created } = this.configOf(who);
     if (op.op === 'read') return { ok: true, config, created, ...this.takeJournaled(config), othersFlying: this.flying(who.sessionId).size > 0 };
-    if (op.op === 'change') return this.change(config, created, op.change, who);
+    if (op.op === 'change') return this.change(config, created, op.change, op.id, who);
     if (op.op === 'add') return { ok: true, config, created, ...this.add(config, op.entries) };
     if (op.op === 'list') return { ok: true, config, created, ...this.list(config, op, who) };
     if (op.op === 'mark') {
@@ -107,16 +107,16 @@ export class ContractStore {
     return { config, created };
   }
 
-  private change(old: StoredConfig, created: boolean, change: ConfigChange, who: Caller): StorageResult {
-    const config = applyChange(old, change);
+  /** With `id`, applied once: a copy journaled under it is not applied again. */
+  private change(old: StoredConfig, created: boolean, change: ConfigChange, id: string | undefined, who: Caller): StorageResult {
+    const config = id ? applyJournaled(old, id, change) : applyChange(old, change);
     this.put(() => (this.config = config));
     if (change.cutAt === undefined) return { ok: true, config, created, othersFlying: this.flying(who.sessionId).size > 0 };
     return { ok: true, config, created, ...this.empty(who) };
   }
 
   /** A change with a cut that IndexedDB refused: kept in the journal; the outbox emptied by deletes only (with no config yet: failed, the journal kept). */
-  private keepChange(change: ConfigChange, who: Caller): StorageResult {
-    const id = this.newId();
+  private keepChange(change: ConfigChange, id = this.newId(), who: Caller): StorageResult {
     const config = this.config && this.configOf(who).config; // what was journaled before, then this, the latest, over it
     this.journalChanges.set(id, change);
     if (!config) return { ok: false, error: 'no config yet: the first read that can write applies the journal' };

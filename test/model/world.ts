@@ -234,7 +234,7 @@ function effect(w: World, tab: Tab, e: Effect): void {
       return;
     }
     case 'announce':
-      return broadcast(w, tab, { type: 'heard', change: e.change, choice: e.choice, ...(e.emptied ? { emptied: e.emptied } : {}) });
+      return broadcast(w, tab, { type: 'heard', change: e.change, choice: e.choice, ...(e.emptied ? { emptied: e.emptied } : {}), ...(e.cut !== undefined ? { cut: e.cut } : {}) });
     case 'wrote':
       return broadcast(w, tab, { type: 'wrote', flush: e.flush });
     case 'wake':
@@ -452,7 +452,7 @@ export function act(w: World, x: Action): void {
       w.choice = { seq: w.choice.seq + 1, value: 'unset', by: -1 };
       return w.tabs.forEach((t) => feed(w, t, { type: 'storage-lost' }));
     case 'upgrade':
-      return w.tabs.forEach((t) => feed(w, t, { type: 'storage-lost' }));
+      return w.tabs.forEach((t) => feed(w, t, { type: 'storage-lost', upgraded: true }));
     case 'full':
       w.store.full = x.on;
       return;

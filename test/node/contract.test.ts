@@ -102,6 +102,16 @@ describe('the contract in memory (the model\'s storage)', () => {
     expect(s.outbox.size).toBe(0);
   });
 
+  test('a change stored under an id is applied once: the copy its page journaled under that id (it closed before it heard the result) is not applied again', () => {
+    const { s } = store();
+    s.run({ op: 'read' }, who);
+    s.run({ op: 'change', change: { analyticsId: 'new', cutAt: 1 }, id: 's-1' }, who);
+    s.journalChange('s-1', { analyticsId: 'new', cutAt: 1 });
+    expect(s.run({ op: 'read' }, who).config).toMatchObject({ analyticsId: 'new', cut: 1 });
+    s.journalChange('s-2', { cutAt: 2 });
+    expect(s.run({ op: 'read' }, who).config).toMatchObject({ cut: 2 });
+  });
+
   test('a full disk: a put fails (nothing half done), a cut is journaled and the outbox emptied by deletes; every read applies it', () => {
     const { s } = store();
     s.run({ op: 'read' }, who);

@@ -4,6 +4,7 @@ import { describe, expect, test } from 'vitest';
 import type { Valid } from '../../src/2-validate';
 import type { OutboxEntry, StorageOp, StorageResult, StoredConfig } from '../../src/core/contract';
 import { initialState, step } from '../../src/core/step';
+import { backoff, due, nextWake } from '../../src/core/timers';
 import type { Effect, Input, State } from '../../src/core/types';
 
 const WALL = 1_800_000_000_000;
@@ -120,7 +121,7 @@ describe('the host', () => {
     const t = loaded();
     t.fact({ type: 'set-choice', enabled: false, ask: 7 });
     const fx = t.stored({ config: { ...CONFIG, choice: 'disabled', cut: 1 }, othersFlying: true, dropped: [entry('x1'), entry('x2')], flying: ['x1'] });
-    expect(of(fx, 'announce')).toEqual([{ type: 'announce', change: 'choice', choice: 'disabled', emptied: true }]);
+    expect(of(fx, 'announce')).toEqual([{ type: 'announce', change: 'choice', choice: 'disabled', emptied: true, cut: 1 }]); // the cut it made: what is stamped under it came after
     expect(audits(fx)).toEqual(['unconfirmed: user-opted-out: another tab may have been sending it', 'dropped: user-opted-out']);
     expect(of(fx, 'done')).toEqual([]);
     t.stored({ entries: [] }); // the sweep
@@ -159,9 +160,9 @@ describe('the host', () => {
     expect(audits(fx)).toEqual(['dropped: cleared']);
     expect(t.st.consent.config.analyticsId).toBe('new');
     t.stored(); // the add under way
-    expect(t.op()).toEqual({ op: 'change', change: { analyticsId: 'new', cutAt: WALL } });
+    expect(t.op()).toEqual({ op: 'change', change: { analyticsId: 'new', cutAt: WALL }, id: 'page-' + t.st.changes[0]!.id }); // stored under the id it would be journaled under: applied once
     const done = t.stored({ config: { ...CONFIG, analyticsId: 'new', cut: 1 } });
-    expect(of(done, 'announce')).toEqual([{ type: 'announce', change: 'clear', choice: 'unset', emptied: true }]);
+    expect(of(done, 'announce')).toEqual([{ type: 'announce', change: 'clear', choice: 'unset', emptied: true, cut: 1 }]);
     expect(of(done, 'done')).toEqual([{ type: 'done', ask: 4 }]);
   });
 
@@ -370,7 +371,7 @@ describe('the page', () => {
     t.fact({ type: 'set-choice', enabled: false, ask: 2 });
     const fx = t.fact({ type: 'page', page: 'closing' });
     expect(of(fx, 'journal')[0]!.changes.map((c) => c.change)).toEqual([{ cutAt: WALL, choice: 'disabled', choiceTime: new Date(WALL).toISOString() }]);
-    expect(of(fx, 'announce')).toEqual([{ type: 'announce', change: 'choice', choice: 'disabled', emptied: true }]);
+    expect(of(fx, 'announce')).toEqual([{ type: 'announce', change: 'choice', choice: 'disabled', emptied: true, cut: 1 }]); // the cut it expects
   });
 
   test('closing before its first read with a clear() not stored: journaled and announced, so that other tabs end what they hold by the order they hear it, not by the clock', () => {
@@ -410,12 +411,22 @@ describe('the page', () => {
     expect(of(fx, 'journal')[0]!.entries).toEqual([]);
   });
 
-  test('storage lost (cleared or upgraded) before the first read: what the tab held ends, with the reason (what ended it may have gone with the data)', () => {
+  test('storage lost (the site data cleared) before the first read: what the tab held ends, with the reason (what ended it may have gone with the data)', () => {
     const t = tab();
     t.fact({ type: 'start' });
     t.fact({ type: 'record', events: [event], uuids: ['u1'] });
-    expect(audits(t.fact({ type: 'storage-lost' }))).toEqual(['dropped: storage was cleared or upgraded before it was read']);
+    expect(audits(t.fact({ type: 'storage-lost' }))).toEqual(['dropped: storage was cleared before it was read']);
     expect(t.st.held).toEqual([]);
+  });
+
+  test('storage upgraded by a newer build before the first read: what the tab held is kept (the data and the cut are kept too), judged once read', () => {
+    const t = tab();
+    t.fact({ type: 'start' });
+    t.fact({ type: 'record', events: [event], uuids: ['u1'] });
+    expect(audits(t.fact({ type: 'storage-lost', upgraded: true }))).toEqual([]);
+    t.stored(); // the read under way: not trusted
+    expect(t.st.held).toHaveLength(1);
+    expect(kinds(t.stored())).toEqual(['notify', 'lead', 'storage:add']);
   });
 
   test('restored from the back/forward cache: the journal forgotten (it holds them again), storage read again before anything is sent', () => {
@@ -455,7 +466,7 @@ describe('storage', () => {
     t.fact({ type: 'record', events: [event], uuids: ['u1'] });
     const fx = t.stored({ created: true, config: { ...CONFIG, analyticsId: 'fresh' } });
     expect(audits(fx)).toEqual(['dropped: cleared: the site data was cleared']);
-    expect(t.op()).toEqual({ op: 'change', change: { cutAt: WALL } });
+    expect(t.op()).toEqual({ op: 'change', change: { cutAt: WALL }, id: expect.any(String) });
   });
 
   test('a config created by the first read the tab trusts is not "the site data was cleared", even after an upgrade and a clear() before it', () => {
@@ -466,7 +477,7 @@ describe('storage', () => {
     t.fact({ type: 'record', events: [event], uuids: ['u1'] });
     const fx = t.stored({ created: true }); // issued before the upgrade: not trusted, read again after its own clear
     expect(audits(fx)).toEqual([]);
-    expect(t.op()).toEqual({ op: 'change', change: { analyticsId: 'mine', cutAt: WALL } }); // its own clear, and no cut of "erased"
+    expect(t.op()).toEqual({ op: 'change', change: { analyticsId: 'mine', cutAt: WALL }, id: expect.any(String) }); // its own clear, and no cut of "erased"
   });
 
   test('what a read, list or add could not keep (evicted, refused by the add rule) is audited here', () => {
@@ -474,5 +485,216 @@ describe('storage', () => {
     const fx = t.fact({ type: 'record', events: [event], uuids: ['u1'] });
     expect(kinds(fx)).toContain('storage:add');
     expect(audits(t.stored({ dropped: [entry('old')], refused: [entry('u1', { cut: 3 })] }))).toEqual(['dropped: outbox full: the oldest waiting events are dropped', 'dropped: recorded before the last opt-out or clear']);
+  });
+});
+
+describe('consent, rule by rule', () => {
+  test('the gate: the embedder forbids it (by the setting, or the page\'s tag): off, "embedder-policy"', () => {
+    expect(loaded({ choice: 'enabled' }, true, { embedderPolicyOff: true }).st.consent.told.reason).toBe('embedder-policy');
+    const t = tab();
+    t.signals.embedderForbids = true;
+    t.fact({ type: 'start' });
+    t.stored({ config: { ...CONFIG, choice: 'enabled' } });
+    expect(t.st.consent.told.reason).toBe('embedder-policy');
+  });
+
+  test('the gate: a privacy signal is honoured when asked to (off, what waits swept), ignored when not', () => {
+    const t = tab();
+    t.signals.privacySignal = true;
+    t.fact({ type: 'start' });
+    t.stored();
+    expect(t.st.consent.told).toEqual({ enabled: false, reason: 'privacy-signal' });
+    expect(t.op()).toEqual({ op: 'list', limit: 100, mark: false }); // the sweep: what waits ends
+    const ignored = tab({ respectPrivacySignals: false });
+    ignored.signals.privacySignal = true;
+    ignored.fact({ type: 'start' });
+    ignored.stored();
+    expect(ignored.st.consent.told).toEqual({ enabled: true, reason: 'default' });
+  });
+
+  test('each change gets an id of its own, merges too (a journaled change is applied once per id)', () => {
+    const t = loaded();
+    t.fact({ type: 'set-choice', enabled: false, ask: 1 }); // under way
+    t.fact({ type: 'clear', analyticsId: 'new', ask: 2 });
+    const journal = of(t.fact({ type: 'page', page: 'closing' }), 'journal')[0]!;
+    const ids = journal.changes.map((c) => c.id);
+    expect(ids).toHaveLength(2);
+    expect(new Set(ids).size).toBe(2);
+  });
+
+  test('metadata calls while another change is written are merged into one change, every key kept; a clear after them wipes them', () => {
+    const t = loaded();
+    t.fact({ type: 'set-choice', enabled: true, ask: 1 }); // under way
+    t.fact({ type: 'set-metadata', metadata: { a: 1 }, ask: 2 });
+    t.fact({ type: 'set-metadata', metadata: { b: 2 }, ask: 3 });
+    expect(t.st.changes).toHaveLength(2);
+    expect(t.st.changes[1]).toMatchObject({ metadata: { a: 1, b: 2 }, asks: [2, 3] });
+    t.fact({ type: 'clear', analyticsId: 'new', ask: 4 });
+    expect(t.st.changes[1]!.metadata).toBeUndefined();
+    expect(t.st.changes[1]).toMatchObject({ analyticsId: 'new', asks: [2, 3, 4] });
+  });
+
+  test('an opt-in made while storage is read again, which then shows an opt-out stored after the opt-in\'s base: unsure which came last, so the opt-in is stored as an opt-out', () => {
+    const t = loaded();
+    t.fact({ type: 'heard', change: 'metadata', choice: 'unset' }); // read again
+    t.fact({ type: 'set-choice', enabled: true, ask: 1 });
+    expect(t.st.changes[0]).toMatchObject({ choice: 'enabled', base: 0 });
+    t.stored({ config: { ...CONFIG, choice: 'disabled', cut: 1, cutAt: WALL } });
+    expect(t.st.consent.config.choice).toBe('disabled');
+    expect(t.st.changes.map((c) => c.choice)).toEqual(['disabled']);
+    expect(t.st.changes[0]!.asks).toEqual([1]);
+  });
+
+  test('an opt-in made under the cut that storage still shows is not superseded by it', () => {
+    const t = loaded({ choice: 'disabled', cut: 1, cutAt: WALL - 10 });
+    t.fact({ type: 'heard', change: 'metadata', choice: 'disabled' });
+    t.fact({ type: 'set-choice', enabled: true, ask: 1 });
+    t.stored({ config: { ...CONFIG, choice: 'disabled', cut: 1, cutAt: WALL - 10 } });
+    expect(t.st.changes.map((c) => c.choice)).toEqual(['enabled']);
+  });
+
+  test('heard: a clear (not an opt-out) still ends what this tab holds, "cleared"; so does any change that emptied the outbox', () => {
+    const a = loaded();
+    a.fact({ type: 'record', events: [event], uuids: ['u1'] });
+    expect(audits(a.fact({ type: 'heard', change: 'clear', choice: 'enabled' }))).toEqual(['dropped: cleared']);
+    const b = loaded();
+    b.fact({ type: 'record', events: [event], uuids: ['u1'] });
+    expect(audits(b.fact({ type: 'heard', change: 'choice', choice: 'enabled', emptied: true }))).toEqual(['dropped: user-opted-out']);
+    const c = loaded();
+    c.fact({ type: 'record', events: [event], uuids: ['u1'] });
+    expect(audits(c.fact({ type: 'heard', change: 'metadata', choice: 'enabled' }))).toEqual([]);
+  });
+
+  test('heard with the cut it made: what was stamped before that cut ends; what was stamped under it (recorded after it, or taken in from a closing tab\'s journal) does not; what was recorded before this tab read storage always ends', () => {
+    const before = loaded({ cut: 1 });
+    before.fact({ type: 'record', events: [event], uuids: ['u1'] });
+    expect(audits(before.fact({ type: 'heard', change: 'clear', choice: 'unset', emptied: true, cut: 2 }))).toEqual(['dropped: cleared']);
+    const under = loaded({ cut: 2 });
+    under.fact({ type: 'record', events: [event], uuids: ['u1'] });
+    expect(audits(under.fact({ type: 'heard', change: 'clear', choice: 'unset', emptied: true, cut: 2 }))).toEqual([]);
+    expect([...under.st.outbox.known.keys()]).toEqual(['u1']);
+    expect(under.st.consent.known).toMatchObject({ k: 'reread', hold: true }); // storage judges it, before anything is sent
+    const early = tab();
+    early.fact({ type: 'start' });
+    early.fact({ type: 'record', events: [event], uuids: ['u1'] });
+    early.stored({ config: { ...CONFIG, cut: 2, cutAt: WALL - 10 } });
+    expect(early.st.outbox.known.get('u1')).toMatchObject({ cut: 2, early: true });
+    expect(audits(early.fact({ type: 'heard', change: 'clear', choice: 'unset', emptied: true, cut: 2 }))).toEqual(['dropped: cleared']);
+  });
+
+  test('heard: an opt-out while an opt-in of ours waits to be stored: the opt-in is stored as an opt-out (which came last is unsure)', () => {
+    const t = loaded();
+    t.fact({ type: 'set-metadata', metadata: { a: 1 }, ask: 1 }); // under way
+    t.fact({ type: 'set-choice', enabled: true, ask: 2 });
+    t.fact({ type: 'heard', change: 'choice', choice: 'disabled', emptied: true });
+    expect(t.st.changes.at(-1)).toMatchObject({ choice: 'disabled' });
+    expect(t.st.changes.at(-1)!.asks).toEqual([2]);
+  });
+
+  test('heard: an opt-in after an opt-out heard lets a read that says "enabled" turn the tab on again', () => {
+    const t = loaded({ choice: 'enabled' });
+    t.fact({ type: 'heard', change: 'choice', choice: 'disabled', emptied: true });
+    t.stored({ config: { ...CONFIG, choice: 'enabled' } });
+    expect(t.st.consent.told.enabled).toBe(false);
+    t.fact({ type: 'heard', change: 'choice', choice: 'enabled' });
+    t.stored({ config: { ...CONFIG, choice: 'enabled' } });
+    expect(t.st.consent.told).toEqual({ enabled: true, reason: 'user-opted-in' });
+  });
+
+  test('a read that shows another id (a clear elsewhere, its message not heard yet): what this tab holds ends, "cleared" — unless its own clear waits to be stored', () => {
+    const t = loaded();
+    t.fact({ type: 'record', events: [event], uuids: ['u1'] });
+    t.fact({ type: 'page', page: 'hidden' }); // a list
+    const fx = t.stored({ config: { ...CONFIG, analyticsId: 'other' }, entries: [] });
+    expect(audits(fx)).toContain('dropped: cleared');
+    const own = loaded();
+    own.fact({ type: 'set-metadata', metadata: { a: 1 }, ask: 1 }); // under way
+    own.fact({ type: 'clear', analyticsId: 'mine', ask: 2 });
+    own.fact({ type: 'record', events: [event], uuids: ['u2'] });
+    expect(audits(own.stored({ config: { ...CONFIG, metadata: { a: 1 } } }))).toEqual([]);
+    expect(own.st.consent.config.analyticsId).toBe('mine');
+  });
+
+  test('the delivering tab that held while reading again looks in its next window once it has read (messages may have been lost meanwhile)', () => {
+    const t = loaded();
+    t.fact({ type: 'tick' }, 2000); // the flush window: a list, nothing waits
+    t.stored({ entries: [] });
+    t.fact({ type: 'page', page: 'restored' });
+    expect(t.st.timers.pass).toBeUndefined();
+    t.stored();
+    expect(t.st.timers.pass).toBe(t.now + SETTINGS.intervalMs);
+  });
+
+  test('a stream of messages does not keep a re-read from ending: the read issued after the first counts', () => {
+    const t = loaded();
+    t.fact({ type: 'heard', change: 'metadata', choice: 'unset' });
+    const reading = t.st.io!.id;
+    t.fact({ type: 'heard', change: 'metadata', choice: 'unset' });
+    t.fact({ type: 'stored', id: reading, op: t.st.io!.op, result: { ok: true, config: CONFIG } });
+    expect(t.st.consent.known.k).toBe('read');
+    const held = loaded();
+    held.fact({ type: 'heard', change: 'metadata', choice: 'unset' });
+    const first = held.st.io!.id;
+    held.fact({ type: 'page', page: 'restored' }); // holding: starts again from now
+    held.fact({ type: 'stored', id: first, op: held.st.io!.op, result: { ok: true, config: CONFIG } });
+    expect(held.st.consent.known).toMatchObject({ k: 'reread', hold: true });
+  });
+
+  test('our own choice stored ends an opt-out heard before it (ours came after it)', () => {
+    const t = loaded();
+    t.fact({ type: 'heard', change: 'choice', choice: 'disabled', emptied: true });
+    t.stored({ config: { ...CONFIG, choice: 'disabled', cut: 1 } });
+    if (t.op()?.op === 'list') t.stored({ config: { ...CONFIG, choice: 'disabled', cut: 1 }, entries: [] }); // the sweep
+    t.fact({ type: 'set-choice', enabled: true, ask: 1 });
+    expect(t.op()?.op).toBe('change');
+    t.stored({ config: { ...CONFIG, choice: 'enabled', cut: 1 } });
+    expect(t.st.consent.heardOff).toBe(false);
+    expect(t.st.consent.told).toEqual({ enabled: true, reason: 'user-opted-in' });
+  });
+
+  test('an opt-out\'s write that fails is still announced (it can only turn tabs off), and its caller answered; it is tried again', () => {
+    const t = loaded();
+    t.fact({ type: 'set-choice', enabled: false, ask: 1 });
+    const fx = t.stored({ ok: false, error: 'x' } as never);
+    expect(of(fx, 'announce')).toEqual([{ type: 'announce', change: 'choice', choice: 'disabled' }]);
+    expect(of(fx, 'done')).toEqual([{ type: 'done', ask: 1 }]);
+    const optIn = loaded();
+    optIn.fact({ type: 'set-choice', enabled: true, ask: 1 });
+    expect(of(optIn.stored({ ok: false, error: 'x' } as never), 'announce')).toEqual([]);
+  });
+
+  test('storage failing again and again: each try waits longer', () => {
+    const t = tab();
+    t.fact({ type: 'start' });
+    t.stored({ ok: false, error: 'x' } as never);
+    const first = t.st.timers.storage! - t.now;
+    t.fact({ type: 'tick' }, first);
+    t.stored({ ok: false, error: 'x' } as never);
+    expect(t.st.timers.storage! - t.now).toBeGreaterThan(first);
+  });
+
+  test('the site data cleared under a tab that had opted out: the opt-out is stored again, with a cut', () => {
+    const t = loaded({ choice: 'disabled', cut: 1, cutAt: WALL - 10 });
+    t.fact({ type: 'heard', change: 'metadata', choice: 'disabled' });
+    t.stored({ config: CONFIG, created: true });
+    expect(t.st.changes[0]).toMatchObject({ choice: 'disabled', cutAt: WALL });
+    expect(t.st.consent.told.reason).toBe('user-opted-out');
+  });
+});
+
+describe('timers', () => {
+  const at = (timers: State['timers'], now: number) => ({ st: { timers }, now }) as never;
+
+  test('backoff: 3 s, doubling, at most 5 minutes; ±50 % jitter', () => {
+    expect([1, 2, 3, 20].map((n) => backoff(n, 0.5))).toEqual([3000, 6000, 12_000, 300_000]);
+    expect([backoff(1, 0), backoff(1, 1)]).toEqual([1500, 4500]);
+  });
+
+  test('due: only the timers whose deadline has come, disarmed, earliest first; the next wake-up is the earliest left', () => {
+    const c = at({ retry: 30, pass: 10, quota: 50 }, 30);
+    expect(due(c)).toEqual(['pass', 'retry']);
+    expect((c as { st: State }).st.timers).toEqual({ quota: 50 });
+    expect(nextWake(at({ retry: 30, pass: 10, quota: 50 }, 0))).toBe(10);
+    expect(nextWake(at({}, 0))).toBeUndefined();
   });
 });
