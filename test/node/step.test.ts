@@ -5,6 +5,7 @@ import type { Valid } from '../../src/2-validate';
 import type { OutboxEntry, StorageOp, StorageResult, StoredConfig } from '../../src/core/contract';
 import { initialState, step } from '../../src/core/step';
 import { backoff, due, nextWake } from '../../src/core/timers';
+import { dropRef, sent, unconfirmed } from '../../src/core/outcomes';
 import type { Effect, Input, State } from '../../src/core/types';
 
 const WALL = 1_800_000_000_000;
@@ -696,5 +697,366 @@ describe('timers', () => {
     expect((c as { st: State }).st.timers).toEqual({ quota: 50 });
     expect(nextWake(at({ retry: 30, pass: 10, quota: 50 }, 0))).toBe(10);
     expect(nextWake(at({}, 0))).toBeUndefined();
+  });
+});
+
+describe('delivery, rule by rule', () => {
+  const answer = (t: Tab, id: number, status: number, redirected = false) => t.fact({ type: 'answer', id, status, redirected, quotaLimited: false });
+
+  test('answers by status: 2xx sent; a redirect (3xx, or a 2xx reached by one) retried and said so; 4xx refused, but 408 and 429 retried; 5xx and none retried', () => {
+    const outcome = (status: number, redirected = false) => {
+      const { t, id } = flying(['u1']);
+      const fx = answer(t, id, status, redirected);
+      return audits(fx)[0] ?? `retry in ${t.st.timers.retry! - t.now} ms: ${t.st.lastError}`;
+    };
+    expect([200, 204, 299].map((s) => outcome(s))).toEqual(['sent: recorded in an earlier page load or another tab', 'sent: recorded in an earlier page load or another tab', 'sent: recorded in an earlier page load or another tab']);
+    expect(outcome(200, true)).toBe('retry in 3000 ms: redirected (HTTP 200): not delivery');
+    expect(outcome(0, true)).toBe('retry in 3000 ms: redirected (HTTP 3xx): not delivery');
+    expect([300, 399].map((s) => outcome(s))).toEqual(['retry in 3000 ms: redirected (HTTP 300): not delivery', 'retry in 3000 ms: redirected (HTTP 399): not delivery']);
+    expect([400, 499].map((s) => outcome(s))).toEqual(['dropped: refused by the endpoint (HTTP 400)', 'dropped: refused by the endpoint (HTTP 499)']);
+    expect(outcome(408)).toBe('retry in 3000 ms: HTTP 408');
+    expect(outcome(429)).toBe('retry in 30000 ms: HTTP 429');
+    expect(outcome(500)).toBe('retry in 3000 ms: HTTP 500');
+    expect(outcome(0)).toBe('retry in 3000 ms: no answer');
+  });
+
+  test('failing again: each retry waits longer; a success resets it', () => {
+    const { t, id } = flying(['u1']);
+    answer(t, id, 503);
+    const first = t.st.timers.retry! - t.now;
+    t.fact({ type: 'tick' }, first);
+    t.stored(); // the removal with its not-before
+    const again = t.stored({ entries: [entry('u1')] });
+    answer(t, of(again, 'send')[0]!.id, 503);
+    expect(t.st.timers.retry! - t.now).toBe(2 * first);
+    expect(t.st.failures).toBe(2);
+  });
+
+  test('an answer to another request, or to one aborted: nothing', () => {
+    const { t, id } = flying(['u1']);
+    expect(answer(t, id + 1, 200)).toEqual([]);
+    expect(t.st.flight?.id).toBe(id);
+    t.fact({ type: 'set-choice', enabled: false, ask: 1 }); // aborts it: unconfirmed
+    expect(audits(answer(t, id, 200))).toEqual([]);
+  });
+
+  test('sent: the note "recorded in an earlier page load or another tab" only for what another page recorded', () => {
+    const t = loaded();
+    t.fact({ type: 'transport', result: 'ready' });
+    t.fact({ type: 'record', events: [event], uuids: ['mine'] });
+    t.stored(); // written
+    t.fact({ type: 'tick' }, 2000);
+    const fx = t.stored({ entries: [t.st.outbox.known.get('mine')!, entry('theirs')] });
+    const done = answer(t, of(fx, 'send')[0]!.id, 200);
+    expect(audits(done)).toEqual(['sent: ', 'sent: recorded in an earlier page load or another tab']);
+  });
+
+  test('requests are numbered apart from storage ops: each a new id', () => {
+    const { t, id } = flying(['u1']);
+    answer(t, id, 200);
+    t.stored(); // removed
+    t.fact({ type: 'flush', ask: 9 });
+    const next = of(t.stored({ entries: [entry('u2')] }), 'send')[0]!;
+    expect(next.id).toBeGreaterThan(id);
+    expect(next.id).not.toBe(t.st.io?.id);
+  });
+
+  test('a list with more waiting after it: listed again once answered; with nothing new in it (all ending): the next window', () => {
+    const { t, id } = (() => {
+      const tt = loaded();
+      tt.fact({ type: 'transport', result: 'ready' });
+      tt.fact({ type: 'tick' }, 2000);
+      const fx = tt.stored({ entries: [entry('u1')], more: true });
+      return { t: tt, id: of(fx, 'send')[0]!.id };
+    })();
+    expect(t.st.pass).toBe('due');
+    answer(t, id, 200);
+    t.stored(); // removed
+    expect(t.op()).toEqual({ op: 'list', limit: 100, mark: true });
+    const none = loaded();
+    none.fact({ type: 'transport', result: 'ready' });
+    none.fact({ type: 'tick' }, 2000);
+    none.stored({ entries: [], more: true });
+    expect(none.st.pass).toBe(false);
+    expect(none.st.timers.pass).toBe(none.now + SETTINGS.intervalMs);
+  });
+
+  test('a list while posthog-js is still loading: nothing sent; listed again once it is', () => {
+    const t = loaded();
+    t.fact({ type: 'tick' }, 2000); // what earlier pages left: a list
+    const fx = t.stored({ entries: [entry('u1')] });
+    expect(kinds(fx)).toContain('load-transport');
+    expect(of(fx, 'send')).toEqual([]);
+    expect(t.st.pass).toBe('due');
+    t.fact({ type: 'transport', result: 'ready' });
+    if (t.op()?.op === 'remove') t.stored(); // what an earlier step ended
+    expect(t.op()?.op).toBe('list');
+  });
+
+  test('another tab\'s wait beyond 5 minutes is not trusted; a shorter one does not shorten a longer retry of ours', () => {
+    const t = loaded();
+    t.fact({ type: 'transport', result: 'ready' });
+    t.fact({ type: 'tick' }, 2000);
+    expect(of(t.stored({ entries: [entry('u1')], notBefore: WALL + t.now + 301_000 }), 'send')).toHaveLength(1);
+    const u = loaded();
+    u.fact({ type: 'transport', result: 'ready' });
+    u.st.timers.retry = u.now + 50_000; // ours
+    u.fact({ type: 'tick' }, 2000);
+    u.st.pass = 'asked';
+    u.fact({ type: 'online' }); // clears the retry: a list now
+    u.st.timers.retry = u.now + 50_000;
+    u.stored({ entries: [entry('u1')], notBefore: WALL + u.now + 10_000 });
+    expect(u.st.timers.retry).toBe(u.now + 50_000);
+  });
+
+  test('first-run grace: nothing is delivered during the first page of a new id; a later page delivers', () => {
+    const first = loaded({ firstSessionId: 'page' }, true, { firstRunGrace: true });
+    expect(first.st.lead).toBe('idle');
+    const later = loaded({ firstSessionId: 'earlier' }, true, { firstRunGrace: true });
+    expect(later.st.lead).toBe('leading');
+  });
+
+  test('recorded after shutdown() was asked, or once closed: dropped, "shut down"', () => {
+    const t = loaded();
+    t.fact({ type: 'shutdown', ask: 1 });
+    expect(audits(t.fact({ type: 'record', events: [event], uuids: ['u1'] }))).toEqual(['dropped: shut down']);
+  });
+
+  test('stamped: an event id for appended events only; the catalog\'s note kept; its bytes are the props and the rest as JSON', () => {
+    const t = loaded();
+    t.fact({ type: 'record', events: [event, { ...event, kind: 'Identify', name: '$identify', note: 'n' }], uuids: ['a', 'b'] });
+    const a = t.st.outbox.known.get('a')!;
+    const b = t.st.outbox.known.get('b')!;
+    expect(a.eventId).toBe(1);
+    expect(b.eventId).toBeUndefined();
+    expect(b.note).toBe('n');
+    expect(a.bytes).toBe(event.bytes + JSON.stringify({ ...a, props: null, bytes: 0 }).length);
+  });
+
+  test('what a write could not keep: evicted past the bounds ("full"), refused by the add rule (its reason)', () => {
+    const t = loaded();
+    t.fact({ type: 'record', events: [event, event], uuids: ['a', 'b'] });
+    const fx = t.stored({ dropped: [entry('old')], refused: [entry('a', { cut: 1 }), entry('b', { distinctId: 'x' })] });
+    expect(audits(fx).slice(0, 3)).toEqual([expect.stringMatching(/^dropped: outbox full/), 'dropped: recorded before the last opt-out or clear', 'dropped: cleared']);
+  });
+
+  test('a tab that does not deliver, its write done: tells the delivering tab, asking it to send now only if its host asked and nothing else waits to be written', () => {
+    const t = loaded({}, false);
+    t.fact({ type: 'record', events: [event], uuids: ['u1'] });
+    expect(of(t.stored(), 'wrote')).toEqual([{ type: 'wrote', flush: false }]);
+    t.fact({ type: 'record', events: [event], uuids: ['u2'] });
+    t.fact({ type: 'flush', ask: 1 });
+    expect(of(t.stored(), 'wrote')).toEqual([{ type: 'wrote', flush: true }]);
+  });
+
+  test('a write that fails: what it carried is this tab\'s alone again, and says why', () => {
+    const t = loaded({}, false);
+    t.fact({ type: 'record', events: [event], uuids: ['u1'] });
+    t.stored({ ok: false, error: 'QuotaExceededError: full' } as never);
+    expect(t.st.outbox.unwritten.map((e) => e.uuid)).toEqual(['u1']);
+    expect(t.st.outbox.stranded).toBe('IndexedDB write failed: QuotaExceededError: full');
+  });
+});
+
+describe('the step, rule by rule', () => {
+  test('closed (shut down): every later call is answered at once and does nothing; no timer fires', () => {
+    const t = loaded();
+    t.fact({ type: 'shutdown', ask: 1 });
+    t.fact({ type: 'tick' }, 3000);
+    expect(t.st.page).toBe('closed');
+    expect(t.fact({ type: 'set-choice', enabled: false, ask: 2 })).toEqual([{ type: 'done', ask: 2 }]);
+    expect(t.fact({ type: 'tick' }, 60_000)).toEqual([]);
+    expect(t.fact({ type: 'heard', change: 'clear', choice: 'unset', emptied: true })).toEqual([]);
+  });
+
+  test('shutdown(): answered once what it waited for is done, at most 3 s: flush and settle asks answered with it, the lock let go', () => {
+    const { t } = flying(['u1']);
+    t.fact({ type: 'flush', ask: 1 });
+    expect(of(t.fact({ type: 'shutdown', ask: 2 }), 'done')).toEqual([]);
+    expect(t.st.timers.shutdown).toBe(t.now + 3000);
+    const fx = t.fact({ type: 'tick' }, 3000);
+    expect(kinds(fx)).toEqual(['abort', 'lead', 'done', 'closed', 'done']);
+    expect(of(fx, 'done').map((d) => d.ask)).toEqual([1, 2]);
+    expect(t.st.lead).toBe('idle');
+  });
+
+  test('the retry timer and the reload timer bring a pass back; the quota timer does not', () => {
+    const { t, id } = flying(['u1']);
+    t.fact({ type: 'answer', id, status: 503, redirected: false, quotaLimited: false });
+    t.stored(); // its removal with the not-before
+    expect(t.st.pass).toBe(false);
+    t.fact({ type: 'tick' }, 4500);
+    expect(t.op()?.op).toBe('list');
+    const q = loaded();
+    q.st.timers.quota = q.now + 10;
+    q.fact({ type: 'tick' }, 10);
+    expect(q.st.pass).toBe(false);
+  });
+
+  test('heard "wrote (flush)" while asking to lead: a pass now; while following: nothing; "wrote" while leading: the flush window', () => {
+    const asking = tab();
+    asking.fact({ type: 'start' });
+    asking.stored();
+    expect(asking.st.lead).toBe('asking');
+    asking.fact({ type: 'wrote', flush: true });
+    expect(asking.st.pass).toBe('asked');
+    const following = loaded({}, false);
+    following.fact({ type: 'wrote', flush: true });
+    expect(following.st.pass).toBe(false);
+    const leading = loaded();
+    leading.fact({ type: 'tick' }, 2000);
+    leading.stored({ entries: [] });
+    expect(leading.st.timers.pass).toBeUndefined();
+    leading.fact({ type: 'wrote', flush: false });
+    expect(leading.st.timers.pass).toBe(leading.now + SETTINGS.intervalMs);
+    following.fact({ type: 'wrote', flush: false });
+    expect(following.st.timers.pass).toBeUndefined();
+  });
+
+  test('a list that fails: said so; the sweep again, or the pass again with the storage retry; a mark that fails: nothing sent, again after a backoff', () => {
+    const t = loaded();
+    t.fact({ type: 'transport', result: 'ready' });
+    t.fact({ type: 'tick' }, 2000);
+    t.stored({ ok: false, error: 'AbortError: x' } as never);
+    expect(t.st.lastError).toBe('IndexedDB read failed: AbortError: x');
+    expect(t.st.timers.pass).toBe(t.st.timers.storage);
+    const off = tab();
+    off.fact({ type: 'start' });
+    off.stored({ config: { ...CONFIG, choice: 'disabled' } });
+    if (off.st.lead === 'asking') off.fact({ type: 'lead', leading: true });
+    expect(off.op()).toMatchObject({ op: 'list', mark: false });
+    off.stored({ ok: false, error: 'x' } as never);
+    expect(off.st.pass).toBe('sweep');
+  });
+
+  test('a late "lead" answer after the tab let go of it: nothing; following after asking: what it wrote meanwhile is handed over ("wrote")', () => {
+    const t = loaded();
+    t.fact({ type: 'set-choice', enabled: false, ask: 1 }); // lets go of the lead
+    expect(t.st.lead).toBe('idle');
+    t.fact({ type: 'lead', leading: true });
+    expect(t.st.lead).toBe('idle');
+    const f = tab();
+    f.fact({ type: 'start' });
+    f.fact({ type: 'record', events: [event], uuids: ['u1'] });
+    f.stored(); // read: asking, writing
+    f.stored(); // written
+    expect(f.st.lead).toBe('asking');
+    expect(of(f.fact({ type: 'lead', leading: false }), 'wrote')).toEqual([{ type: 'wrote', flush: false }]);
+    expect(f.st.outbox.known.size).toBe(0);
+  });
+
+  test('posthog-js failed: the lead let go while its reload waits, asked again when it is due (failures count up); unusable: audited with the problem', () => {
+    const t = loaded();
+    t.fact({ type: 'record', events: [event], uuids: ['u1'] });
+    t.fact({ type: 'transport', result: 'failed' });
+    expect(t.st.lead).toBe('idle');
+    expect(t.st.transport.failures).toBe(1);
+    const wait = t.st.timers.reload! - t.now;
+    t.fact({ type: 'tick' }, wait);
+    expect(t.st.lead).toBe('asking');
+    t.fact({ type: 'lead', leading: true });
+    t.fact({ type: 'transport', result: 'failed' });
+    expect(t.st.timers.reload! - t.now).toBe(2 * wait);
+    t.fact({ type: 'transport', result: 'ready' });
+    expect(t.st.transport.failures).toBe(0);
+    const u = loaded();
+    expect(audits(u.fact({ type: 'transport', result: 'unusable', problem: '_send_request missing' }))).toEqual(['dropped: posthog-js is not usable (_send_request missing): nothing is sent; events wait in the outbox']);
+  });
+
+  test('the page: hidden while closing stays closing; shown again after closing (the cache): a pass; restored: shown, read again', () => {
+    const t = loaded();
+    t.fact({ type: 'page', page: 'closing' });
+    t.fact({ type: 'page', page: 'hidden' });
+    expect(t.st.page).toBe('closing');
+    t.fact({ type: 'page', page: 'shown' });
+    expect(t.st.page).toBe('shown');
+    expect(t.st.pass).not.toBe(false);
+    const r = loaded();
+    r.fact({ type: 'page', page: 'closing' });
+    r.fact({ type: 'page', page: 'restored' });
+    expect(r.st.page).toBe('shown');
+    const hidden = loaded();
+    hidden.fact({ type: 'page', page: 'hidden' });
+    hidden.stored({ entries: [] });
+    hidden.fact({ type: 'page', page: 'hidden' });
+    expect(hidden.st.pass).toBe(false);
+  });
+
+  test('a re-read that holds sending keeps the lead (it is still this tab\'s once read); a page off for itself lets it go', () => {
+    const t = loaded();
+    t.fact({ type: 'page', page: 'restored' });
+    expect(t.st.consent.told.reason).toBe('loading');
+    expect(t.st.lead).toBe('leading');
+    t.signals.embedderForbids = true;
+    expect(of(t.fact({ type: 'tick' }), 'lead')).toEqual([{ type: 'lead', lead: false }]);
+  });
+
+  test('posthog-js is loaded only by the delivering tab with something waiting', () => {
+    const idle = loaded();
+    expect(idle.st.transport.state).toBe('not-loaded');
+    const follower = loaded({}, false);
+    follower.fact({ type: 'record', events: [event], uuids: ['u1'] });
+    expect(follower.st.transport.state).toBe('not-loaded');
+    const leader = loaded();
+    expect(kinds(leader.fact({ type: 'record', events: [event], uuids: ['u1'] }))).toContain('load-transport');
+  });
+
+  test('a follower asked to flush, nothing of its own waiting: asks the delivering tab once; the sweep turns into a pass when the no is lifted', () => {
+    const f = loaded({}, false);
+    expect(of(f.fact({ type: 'flush', ask: 1 }), 'wrote')).toEqual([{ type: 'wrote', flush: true }]);
+    expect(f.st.pass).toBe(false);
+    const t = loaded({ choice: 'disabled' });
+    t.st.pass = 'sweep';
+    t.fact({ type: 'heard', change: 'choice', choice: 'enabled' });
+    t.stored({ config: { ...CONFIG, choice: 'enabled' } });
+    expect(t.st.pass === 'sweep').toBe(false);
+  });
+});
+
+describe('outcomes', () => {
+  const ref = (uuid: string) => ({ uuid, kind: 'Append' as const, name: 'settings-opened' });
+
+  test('one terminal entry per event: a second drop, send or unconfirmed of it says nothing', () => {
+    const t = loaded();
+    const c = { st: t.st, fx: [] as Effect[] } as never as Parameters<typeof dropRef>[0];
+    dropRef(c, ref('u1'), 'a');
+    dropRef(c, ref('u1'), 'b');
+    unconfirmed(c, ref('u1'), 'c');
+    sent(c, entry('u1'), {}, [], true);
+    expect(audits(c.fx)).toEqual(['dropped: a']);
+  });
+
+  test('sent: attempts counted (1 when none were), notes joined', () => {
+    const t = loaded();
+    const c = { st: t.st, fx: [] as Effect[] } as never as Parameters<typeof dropRef>[0];
+    sent(c, entry('u1'), {}, ['n1', undefined, 'n2'], true);
+    t.st.outbox.attempts.set('u2', 3);
+    sent(c, entry('u2'), {}, [], true);
+    expect(of(c.fx, 'audit').map((a) => [a.entry.attempts, a.entry.reason])).toEqual([[1, 'n1; n2'], [3, undefined]]);
+  });
+
+  test('ended events are remembered, at most 2200: the oldest already removed from storage are forgotten first; those still to remove are kept', () => {
+    const t = loaded();
+    const c = { st: t.st, fx: [] as Effect[] } as never as Parameters<typeof dropRef>[0];
+    dropRef(c, ref('stored'), 'r', true); // still to be removed
+    for (let i = 0; i < 2200; i++) dropRef(c, ref(`m${i}`), 'r', false);
+    expect(t.st.outbox.ended.size).toBe(2200);
+    expect(t.st.outbox.ended.get('stored')).toBe(false);
+    expect(t.st.outbox.ended.has('m0')).toBe(false);
+    expect(t.st.outbox.ended.has('m1')).toBe(true);
+    expect(t.st.outbox.ended.has('m2199')).toBe(true);
+  });
+
+  test('an opt-out ends what this tab holds: what is stored is removed from storage (a remove), what never was is not; an aborted request\'s events are unconfirmed and removed', () => {
+    const t = loaded();
+    t.fact({ type: 'transport', result: 'ready' });
+    t.fact({ type: 'tick' }, 2000);
+    t.stored({ entries: [entry('stored1'), entry('stored2')] }); // in flight: stored1, stored2 (batch 100)
+    t.fact({ type: 'record', events: [event], uuids: ['writing'] }); // its write under way: it may land
+    t.fact({ type: 'record', events: [event], uuids: ['mine'] }); // waits for that write: never stored
+    t.fact({ type: 'heard', change: 'choice', choice: 'disabled', emptied: true });
+    expect(t.st.outbox.ended.get('stored1')).toBe(false);
+    expect(t.st.outbox.ended.get('writing')).toBe(false);
+    expect(t.st.outbox.ended.get('mine')).toBe(true);
   });
 });
