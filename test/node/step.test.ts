@@ -683,6 +683,57 @@ describe('consent, rule by rule', () => {
   });
 });
 
+describe('consent, what a change stored says', () => {
+  test('a clear stored: what it emptied is dropped "cleared" (an opt-out\'s: "user-opted-out"); nothing of before is left to remove', () => {
+    const t = loaded();
+    t.fact({ type: 'page', page: 'hidden' });
+    t.stored({ entries: [] });
+    t.st.outbox.ended.set('gone', false); // ended here, its removal still to come
+    t.fact({ type: 'clear', analyticsId: 'new', ask: 1 });
+    const fx = t.stored({ config: { ...CONFIG, analyticsId: 'new', cut: 1 }, dropped: [entry('x1')] });
+    expect(audits(fx)).toEqual(['dropped: cleared']);
+    expect(t.st.outbox.ended.get('gone')).toBe(true);
+    expect(t.op()?.op).not.toBe('remove');
+  });
+
+  test('metadata stored while another tab flies: answered at once (only an opt-out or clear waits)', () => {
+    const t = loaded();
+    t.fact({ type: 'set-metadata', metadata: { a: 1 }, ask: 1 });
+    expect(of(t.stored({ othersFlying: true }), 'done')).toEqual([{ type: 'done', ask: 1 }]);
+  });
+
+  test('an opt-out waiting for another tab: a read that finds none flying answers it at once, no further look', () => {
+    const t = loaded();
+    t.fact({ type: 'set-choice', enabled: false, ask: 7 });
+    t.stored({ config: { ...CONFIG, choice: 'disabled', cut: 1 }, othersFlying: true });
+    t.stored({ entries: [] }); // the sweep
+    t.fact({ type: 'tick' }, 50);
+    t.stored({ config: { ...CONFIG, choice: 'disabled', cut: 1 }, othersFlying: false });
+    expect(t.st.timers.settle).toBeUndefined();
+    expect(t.st.timers.settleBy).toBeUndefined();
+  });
+
+  test('the host is told only when the gate\'s answer changes', () => {
+    const t = loaded();
+    expect(of(t.fact({ type: 'tick' }, 10), 'notify')).toEqual([]);
+    expect(of(t.fact({ type: 'set-choice', enabled: true, ask: 1 }), 'notify')).toEqual([{ type: 'notify', state: { enabled: true, reason: 'user-opted-in' } }]);
+  });
+
+  test('off for this page (automation without force): held events dropped with that reason; a request under way stopped, what it carried waits (not ended)', () => {
+    const t = tab({ force: false });
+    t.signals.automation = true;
+    t.fact({ type: 'start' });
+    t.fact({ type: 'record', events: [event], uuids: ['u1'] });
+    expect(audits(t.stored())).toEqual(['dropped: automation']);
+    const { t: f, id } = flying(['u1']);
+    f.st.s.force = false;
+    f.signals.automation = true;
+    const fx = f.fact({ type: 'tick' });
+    expect(of(fx, 'abort')).toEqual([{ type: 'abort', id }]);
+    expect(audits(fx)).toEqual([]);
+  });
+});
+
 describe('timers', () => {
   const at = (timers: State['timers'], now: number) => ({ st: { timers }, now }) as never;
 
@@ -1058,5 +1109,42 @@ describe('outcomes', () => {
     expect(t.st.outbox.ended.get('stored1')).toBe(false);
     expect(t.st.outbox.ended.get('writing')).toBe(false);
     expect(t.st.outbox.ended.get('mine')).toBe(true);
+  });
+});
+
+describe('the host\'s calls, answered', () => {
+  test('flush() is answered once nothing it asked for is under way: not while the choice is unread, a write, a change or a list is, or a request flies', () => {
+    const t = tab();
+    t.fact({ type: 'start' });
+    t.fact({ type: 'record', events: [event], uuids: ['u1'] });
+    expect(of(t.fact({ type: 'flush', ask: 1 }), 'done')).toEqual([]); // unread
+    expect(of(t.stored(), 'done')).toEqual([]); // read: writing
+    t.fact({ type: 'lead', leading: true });
+    t.fact({ type: 'transport', result: 'ready' });
+    expect(of(t.stored(), 'done')).toEqual([]); // written: a list
+    const listed = t.stored({ entries: [t.st.outbox.known.get('u1')!] });
+    expect(of(listed, 'done')).toEqual([]); // a request flies
+    const answered = t.fact({ type: 'answer', id: of(listed, 'send')[0]!.id, status: 200, redirected: false, quotaLimited: false });
+    expect(of(answered, 'done')).toEqual([{ type: 'done', ask: 1 }]);
+  });
+
+  test('shutdown() waits for a change being stored and for removals still due (3 s at most)', () => {
+    const t = loaded();
+    t.fact({ type: 'tick' }, 2000);
+    t.stored({ entries: [] });
+    t.fact({ type: 'set-metadata', metadata: { a: 1 }, ask: 1 });
+    t.fact({ type: 'shutdown', ask: 2 });
+    expect(t.st.page).not.toBe('closed');
+    expect(t.op()?.op).toBe('change');
+    while (t.st.io) t.stored(); // the change stored (then what it asks for)
+    expect(t.st.page).toBe('closed');
+    const r = loaded();
+    r.fact({ type: 'tick' }, 2000);
+    r.stored({ entries: [] });
+    r.st.outbox.ended.set('x', false); // a removal due
+    r.fact({ type: 'shutdown', ask: 1 });
+    expect(r.st.page).not.toBe('closed');
+    r.fact({ type: 'tick' }, 3000);
+    expect(r.st.page).toBe('closed');
   });
 });
