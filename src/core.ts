@@ -349,7 +349,7 @@ function effectHandlers({ opts, db, where, audit, notify, feed, io, tabs, stop }
       );
     },
     abort: (e) => (io.requests.get(e.id)?.abort(), io.requests.delete(e.id)),
-    announce: ({ change, choice, emptied, cut }) => tabs.announce({ change, choice, ...(emptied ? { emptied } : {}), ...(cut !== undefined ? { cut } : {}) }),
+    announce: ({ type: _, ...message }) => tabs.announce(message),
     wrote: (e) => tabs.wrote(e.flush),
     wake(e) {
       clearTimeout(io.timer);

@@ -13,8 +13,9 @@ export interface TabMessage {
   choice: 'enabled' | 'disabled' | 'unset';
   /** The change ended what was recorded before it (an opt-out, even one replaced at once by an opt-in): others hold until they read it. */
   emptied?: true;
-  /** The cut it made: what was stamped under it is not ended on hearing (forged, it can spare only what storage judges anyway). */
+  /** What was stamped after it (the cut it made; a clear's new id) is not ended on hearing. */
   cut?: number;
+  analyticsId?: string;
 }
 
 export interface Tabs {
@@ -35,7 +36,8 @@ export function connectTabs(on: { changed(message: TabMessage): void; wrote(now:
       if (m?.outbox === 'wrote' || m?.outbox === 'flush') on.wrote(m.outbox === 'flush');
       else if (m && (m.change === 'choice' || m.change === 'clear' || m.change === 'metadata')) {
         const cut = Number.isSafeInteger(m.cut) && (m.cut as number) >= 0 ? { cut: m.cut } : {};
-        on.changed({ change: m.change, choice: m.choice === 'disabled' ? 'disabled' : m.choice === 'enabled' ? 'enabled' : 'unset', ...(m.emptied === true ? { emptied: true } : {}), ...cut });
+        const id = typeof m.analyticsId === 'string' && m.analyticsId.length <= 64 ? { analyticsId: m.analyticsId } : {};
+        on.changed({ change: m.change, choice: m.choice === 'disabled' ? 'disabled' : m.choice === 'enabled' ? 'enabled' : 'unset', ...(m.emptied === true ? { emptied: true } : {}), ...cut, ...id });
       }
     };
   } catch {

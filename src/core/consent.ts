@@ -8,7 +8,7 @@
 //   cut, so that no tab sends what was recorded before it, now or later.
 // - A message can only turn a tab off (at once), or make it read storage again.
 import { decide, userSaidNo, type ConsentState } from '../3-consent-gate.js';
-import { applyChange, type StorageOp, type StorageResult, type StoredConfig } from './contract.js';
+import { applyChange, type ConfigChange, type StorageOp, type StorageResult, type StoredConfig } from './contract.js';
 import { abortFlight, dropRef, endAll, unconfirmed } from './outcomes.js';
 import { arm, backoff } from './timers.js';
 import type { Announce, Change, Step } from './types.js';
@@ -108,7 +108,7 @@ export function onHeard(c: Step, h: Announce): void {
     // An opt-in of ours not yet stored does not undo it: it is stored as an opt-out instead.
     if (c.st.changes.some((ch) => ch.choice === 'enabled')) supersede(c);
   } else if (h.change === 'choice' && h.choice === 'enabled') consent.heardOff = false;
-  if (ends) endAll(c, h.change === 'clear' ? 'cleared' : 'user-opted-out', h.cut);
+  if (ends) endAll(c, h.change === 'clear' ? 'cleared' : 'user-opted-out', h);
   reread(c, ends);
 }
 
@@ -121,10 +121,12 @@ export function adopt(c: Step, op: StorageOp, id: number, r: StorageResult): voi
   const read = r.config!;
   if (op.op === 'change') stored(c, r);
   if (consent.everRead && r.created) erased(c);
-  else if (consent.everRead && !st.changes.some((ch) => ch.analyticsId) && read.analyticsId !== consent.config.analyticsId) endAll(c, 'cleared');
+  else if (consent.everRead && !st.changes.some((ch) => ch.analyticsId) && read.analyticsId !== consent.config.analyticsId) endAll(c, 'cleared', read); // what came after it (under its id) goes on
   for (const ch of st.changes) if (ch.choice === 'enabled') ch.base ??= read.cut ?? 0;
   const unknownNo = read.choice === 'disabled' && st.changes.some((ch) => ch.choice === 'enabled' && ch.base! < (read.cut ?? 0));
   if (unknownNo) supersede(c);
+  // What it holds from before a cut read now (another tab's, not heard of yet) ends: a request under way too.
+  if (st.flight?.entries.some((e) => (e.cut ?? 0) < (read.cut ?? 0))) endAll(c, 'recorded before the last opt-out or clear', { cut: read.cut });
   let config = read;
   for (const change of st.changes) config = applyChange(config, change);
   if (consent.heardOff && config.choice !== 'disabled') config = { ...config, choice: 'disabled' };
@@ -191,8 +193,20 @@ export function readFailed(c: Step, op: StorageOp): void {
   const { st, fx } = c;
   st.consent.known = { k: 'unreadable' };
   if (op.op !== 'change') return;
-  if (op.change.choice === 'disabled') fx.push({ type: 'announce', change: 'choice', choice: 'disabled' });
+  if (op.change.cutAt !== undefined) announceUnstored(c, op.change); // journaled, or retried: it can only turn tabs off
+  else if (op.change.choice === 'disabled') fx.push({ type: 'announce', change: 'choice', choice: 'disabled' });
   for (const ch of st.changes) for (const ask of ch.asks.splice(0)) fx.push({ type: 'done', ask }); // answered, never rejected; the write is retried
+}
+
+/**
+ * An opt-out or clear not known to be stored (journaled as its page closes, or its write failed),
+ * announced: the other tabs end what they hold. The cut it will make is not known (this tab may
+ * not have read the latest), so only a clear's events under its new id are told apart.
+ */
+export function announceUnstored(c: Step, ch: ConfigChange): void {
+  const change = ch.analyticsId || !ch.choice ? 'clear' : 'choice'; // no choice: the cut of data cleared under us
+  const choice = ch.choice === 'disabled' ? 'disabled' : c.st.consent.config.choice;
+  c.fx.push({ type: 'announce', change, choice, emptied: true, ...(ch.analyticsId ? { analyticsId: ch.analyticsId } : {}) });
 }
 
 /** After a storage failure: the next try waits. */

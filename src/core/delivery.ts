@@ -6,7 +6,7 @@ import { userSaidNo } from '../3-consent-gate.js';
 import type { Valid } from '../2-validate.js';
 import { allowListed } from '../5-allow-list.js';
 import { expired, NOT_BEFORE_MAX_MS, OUTBOX_LIMITS, OUTBOX_TTL_MS, refuses, type ConfigChange, type OutboxEntry, type StorageOp, type StorageResult } from './contract.js';
-import { gate } from './consent.js';
+import { announceUnstored, gate } from './consent.js';
 import { dropRef, sent } from './outcomes.js';
 import { arm, backoff } from './timers.js';
 import type { Change, Held, State, Step } from './types.js';
@@ -287,12 +287,7 @@ export function onMarked(c: Step, op: StorageOp & { op: 'mark' }): void {
  */
 export function leaving(c: Step): void {
   journal(c);
-  const { changes, consent } = c.st;
-  for (const ch of changes) {
-    if (ch.cutAt === undefined) continue;
-    const optOut = ch.choice === 'disabled' && !ch.analyticsId;
-    c.fx.push({ type: 'announce', change: optOut ? 'choice' : 'clear', choice: optOut ? 'disabled' : consent.config.choice, emptied: true, cut: consent.config.cut ?? 0 });
-  }
+  for (const ch of c.st.changes) if (ch.cutAt !== undefined) announceUnstored(c, ch);
 }
 
 /**

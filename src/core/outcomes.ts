@@ -3,7 +3,7 @@
 // and is then remembered as ended, so nothing judges, sends or audits it again here.
 import { wireName } from '../5-allow-list.js';
 import type { OutboxEntry } from './contract.js';
-import type { Step } from './types.js';
+import type { Announce, Step } from './types.js';
 
 type Ref = Pick<OutboxEntry, 'uuid' | 'kind' | 'name'>;
 
@@ -58,12 +58,13 @@ export function unconfirmed(c: Step, e: Ref, reason: string): void {
 
 /**
  * An opt-out or clear (this tab's, another's, or the site's data wiped): what this tab holds ends,
- * with `reason` — everything, or, given the `cut` it made, what was stamped before it (what was
- * stamped under it came after it: another tab's, taken in from its journal, is not lost).
+ * with `reason` — everything but what was stamped after it (`after`: under the cut it made, or a
+ * clear's new id), unless recorded before this tab read storage (early: told apart by the clock alone).
  */
-export function endAll(c: Step, reason: string, cut?: number): void {
+export function endAll(c: Step, reason: string, after: Pick<Announce, 'cut' | 'analyticsId'> = {}): void {
   const { st } = c;
-  const before = (e: Pick<OutboxEntry, 'cut' | 'early'>) => cut === undefined || e.early === true || (e.cut ?? 0) < cut;
+  const later = (e: OutboxEntry) => (after.cut !== undefined && (e.cut ?? 0) >= after.cut) || (after.analyticsId !== undefined && e.distinctId === after.analyticsId);
+  const before = (e: OutboxEntry) => e.early === true || !later(e);
   if (st.flight?.entries.some(before)) abortFlight(c, reason);
   for (const h of st.held.splice(0)) dropRef(c, { uuid: h.uuid, kind: h.event.kind, name: h.event.name }, reason, false);
   for (const e of st.outbox.unwritten.filter(before)) dropRef(c, e, reason, false);

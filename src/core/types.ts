@@ -75,10 +75,12 @@ export interface Announce {
   /** It ended what came before it (an opt-out or clear): others hold until they read it. */
   emptied?: true;
   /**
-   * The cut it made (as stored, or as its closing page expects): what was stamped under it was
-   * recorded after it, and is not ended on hearing (storage judges it). Absent: everything ends.
+   * What was stamped after it, which is not ended on hearing (storage judges it): under `cut`, the
+   * cut it made as stored; under `analyticsId`, a clear's new id (a clear its page journaled as it
+   * closed: the cut it will make is not known). Neither: everything ends.
    */
   cut?: number;
+  analyticsId?: string;
 }
 
 export type Effect =

@@ -234,7 +234,7 @@ function effect(w: World, tab: Tab, e: Effect): void {
       return;
     }
     case 'announce':
-      return broadcast(w, tab, { type: 'heard', change: e.change, choice: e.choice, ...(e.emptied ? { emptied: e.emptied } : {}), ...(e.cut !== undefined ? { cut: e.cut } : {}) });
+      return broadcast(w, tab, { ...e, type: 'heard' });
     case 'wrote':
       return broadcast(w, tab, { type: 'wrote', flush: e.flush });
     case 'wake':

@@ -372,7 +372,7 @@ describe('the page', () => {
     t.fact({ type: 'set-choice', enabled: false, ask: 2 });
     const fx = t.fact({ type: 'page', page: 'closing' });
     expect(of(fx, 'journal')[0]!.changes.map((c) => c.change)).toEqual([{ cutAt: WALL, choice: 'disabled', choiceTime: new Date(WALL).toISOString() }]);
-    expect(of(fx, 'announce')).toEqual([{ type: 'announce', change: 'choice', choice: 'disabled', emptied: true, cut: 1 }]); // the cut it expects
+    expect(of(fx, 'announce')).toEqual([{ type: 'announce', change: 'choice', choice: 'disabled', emptied: true }]); // no cut: it may not have read the latest one
   });
 
   test('closing before its first read with a clear() not stored: journaled and announced, so that other tabs end what they hold by the order they hear it, not by the clock', () => {
@@ -381,7 +381,7 @@ describe('the page', () => {
     t.fact({ type: 'clear', analyticsId: 'id2', ask: 1 });
     const fx = t.fact({ type: 'page', page: 'closing' });
     expect(of(fx, 'journal')[0]!.changes.map((c) => c.change)).toEqual([{ cutAt: WALL, analyticsId: 'id2' }]);
-    expect(of(fx, 'announce')).toEqual([expect.objectContaining({ change: 'clear', emptied: true })]);
+    expect(of(fx, 'announce')).toEqual([{ type: 'announce', change: 'clear', choice: 'unset', emptied: true, analyticsId: 'id2' }]); // its new id: what is stamped under it came after it
     expect(of(t.fact({ type: 'record', events: [event], uuids: ['u1'] }), 'announce')).toEqual([]); // once
   });
 
@@ -583,6 +583,40 @@ describe('consent, rule by rule', () => {
     expect(audits(early.fact({ type: 'heard', change: 'clear', choice: 'unset', emptied: true, cut: 2 }))).toEqual(['dropped: cleared']);
   });
 
+  test('heard: a clear journaled by a closing page (its new id, no cut): what was stamped under that id is kept, the rest ends', () => {
+    const u = loaded({ analyticsId: 'new', cut: 1 });
+    u.fact({ type: 'record', events: [event], uuids: ['after'] });
+    expect(audits(u.fact({ type: 'heard', change: 'clear', choice: 'unset', emptied: true, analyticsId: 'other' }))).toEqual(['dropped: cleared']);
+    const v = loaded({ analyticsId: 'new', cut: 1 });
+    v.fact({ type: 'record', events: [event], uuids: ['after'] });
+    expect(audits(v.fact({ type: 'heard', change: 'clear', choice: 'unset', emptied: true, analyticsId: 'new' }))).toEqual([]);
+  });
+
+  test('a read that shows another id (a clear elsewhere): what was stamped under that id came after it and goes on; the rest ends', () => {
+    const t = loaded({ analyticsId: 'old' });
+    t.st.outbox.known.set('o1', entry('o1', { distinctId: 'old' }));
+    t.st.outbox.known.set('n1', entry('n1', { distinctId: 'new', cut: 1 })); // taken in from the clearing tab's journal
+    t.fact({ type: 'heard', change: 'metadata', choice: 'unset' });
+    expect(audits(t.stored({ config: { ...CONFIG, analyticsId: 'new', cut: 1 } }))).toEqual(['dropped: cleared']);
+    expect([...t.st.outbox.known.keys()]).toEqual(['n1']);
+  });
+
+  test('a read that shows a cut after what a request under way carries (another tab\'s, not heard yet): the request is stopped, what it carried ends', () => {
+    const { t, id } = flying(['u1']);
+    t.fact({ type: 'heard', change: 'metadata', choice: 'unset' }); // read again
+    const fx = t.stored({ config: { ...CONFIG, cut: 1 } });
+    expect(of(fx, 'abort')).toEqual([{ type: 'abort', id }]);
+    expect(audits(fx)).toEqual(['unconfirmed: recorded before the last opt-out or clear: its request was aborted in flight; it may have reached the endpoint']);
+  });
+
+  test('a clear whose write fails is announced all the same (journaled, or tried again: it can only turn tabs off)', () => {
+    const t = loaded();
+    t.fact({ type: 'clear', analyticsId: 'new', ask: 1 });
+    const fx = t.stored({ ok: false, error: 'x' } as never);
+    expect(of(fx, 'announce')).toEqual([{ type: 'announce', change: 'clear', choice: 'unset', emptied: true, analyticsId: 'new' }]);
+    expect(of(fx, 'done')).toEqual([{ type: 'done', ask: 1 }]);
+  });
+
   test('heard: an opt-out while an opt-in of ours waits to be stored: the opt-in is stored as an opt-out (which came last is unsure)', () => {
     const t = loaded();
     t.fact({ type: 'set-metadata', metadata: { a: 1 }, ask: 1 }); // under way
@@ -657,7 +691,7 @@ describe('consent, rule by rule', () => {
     const t = loaded();
     t.fact({ type: 'set-choice', enabled: false, ask: 1 });
     const fx = t.stored({ ok: false, error: 'x' } as never);
-    expect(of(fx, 'announce')).toEqual([{ type: 'announce', change: 'choice', choice: 'disabled' }]);
+    expect(of(fx, 'announce')).toEqual([{ type: 'announce', change: 'choice', choice: 'disabled', emptied: true }]);
     expect(of(fx, 'done')).toEqual([{ type: 'done', ask: 1 }]);
     const optIn = loaded();
     optIn.fact({ type: 'set-choice', enabled: true, ask: 1 });
