@@ -1182,3 +1182,49 @@ describe('the host\'s calls, answered', () => {
     expect(r.st.page).toBe('closed');
   });
 });
+
+describe('storage ops, in order', () => {
+  test('the order: the user\'s change first, then a read, then writes (at most writeChunk each), then removals (at most writeChunk), then a sweep, then a list', () => {
+    const t = loaded({}, true, { writeChunk: 2 });
+    t.fact({ type: 'tick' }, 2000);
+    t.stored({ entries: [] });
+    t.fact({ type: 'record', events: [event, event, event], uuids: ['a', 'b', 'c'] });
+    expect(t.op()).toEqual({ op: 'add', entries: [expect.objectContaining({ uuid: 'a' }), expect.objectContaining({ uuid: 'b' })] });
+    t.fact({ type: 'set-choice', enabled: true, ask: 1 });
+    t.stored(); // a, b written
+    expect(t.op()?.op).toBe('change');
+    t.stored();
+    expect(t.op()).toEqual({ op: 'add', entries: [expect.objectContaining({ uuid: 'c' })] });
+    for (const u of ['x', 'y', 'z']) t.st.outbox.ended.set(u, false);
+    t.stored();
+    expect(t.op()).toEqual({ op: 'remove', uuids: ['x', 'y'], unmark: true });
+  });
+
+  test('storage failing: nothing is issued until its backoff is over, but a tab whose writes fail still marks what it sends itself', () => {
+    const t = loaded({}, false);
+    t.fact({ type: 'transport', result: 'ready' });
+    t.fact({ type: 'record', events: [event], uuids: ['u1'] });
+    t.stored({ ok: false, error: 'x' } as never); // the write fails: stranded, storage backing off
+    expect(t.st.timers.storage).toBeDefined();
+    t.fact({ type: 'flush', ask: 1 });
+    expect(t.op()).toEqual({ op: 'mark', uuids: ['u1'] });
+    t.stored({ ok: false, error: 'x' } as never); // the mark fails: nothing sent
+    expect(t.st.flight).toBeUndefined();
+    expect(t.st.timers.retry).toBeDefined();
+  });
+
+  test('a removal after a failed request tells the next tab the wait (a not-before, on the wall clock)', () => {
+    const { t, id } = flying(['u1']);
+    t.fact({ type: 'answer', id, status: 503, redirected: false, quotaLimited: false });
+    expect(t.op()).toEqual({ op: 'remove', uuids: [], unmark: true, notBefore: WALL + t.st.timers.retry! });
+  });
+
+  test('posthog-js failed: what it finds is listed only once its reload is due', () => {
+    const t = loaded();
+    t.fact({ type: 'record', events: [event], uuids: ['u1'] });
+    t.stored();
+    t.fact({ type: 'transport', result: 'failed' });
+    t.fact({ type: 'flush', ask: 1 });
+    expect(t.op()).toBeUndefined();
+  });
+});
