@@ -78,9 +78,13 @@ function queueChange(c: Step, change: Change): void {
   const last = st.changes.at(-1);
   const writing = st.changes.length === 1 && st.io?.op.op === 'change';
   change.id = ++st.ids;
-  if (last && !writing) st.changes[st.changes.length - 1] = merge(last, change);
+  const merged = last !== undefined && !writing;
+  if (merged) st.changes[st.changes.length - 1] = merge(last, change);
   else st.changes.push(change);
+  const cut = st.consent.config.cut;
   st.consent.config = applyChange(st.consent.config, change);
+  // Merged into a change that cuts already: stored, it cuts once (what is stamped now must match it).
+  if (merged && last.cutAt !== undefined && change.cutAt !== undefined) st.consent.config.cut = cut;
 }
 
 /** An opt-out made elsewhere that an opt-in of ours (not stored yet) did not know of: which came last is unsure, so off. */

@@ -523,6 +523,17 @@ describe('consent, rule by rule', () => {
     expect(new Set(ids).size).toBe(2);
   });
 
+  test('two clears merged into one change cut once in memory, as they will in storage: what is recorded after them is stamped with that cut', () => {
+    const t = loaded();
+    t.fact({ type: 'set-metadata', metadata: { a: 1 }, ask: 1 }); // under way
+    t.fact({ type: 'clear', analyticsId: 'a', ask: 2 });
+    t.fact({ type: 'clear', analyticsId: 'b', ask: 3 });
+    expect(t.st.changes).toHaveLength(2);
+    expect(t.st.consent.config).toMatchObject({ analyticsId: 'b', cut: 1 });
+    t.fact({ type: 'record', events: [event], uuids: ['u1'] });
+    expect(t.st.outbox.known.get('u1')).toMatchObject({ distinctId: 'b', cut: 1 });
+  });
+
   test('metadata calls while another change is written are merged into one change, every key kept; a clear after them wipes them', () => {
     const t = loaded();
     t.fact({ type: 'set-choice', enabled: true, ask: 1 }); // under way
