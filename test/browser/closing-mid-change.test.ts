@@ -6,26 +6,10 @@
 // generation: the cut moved twice and the event was dropped as "recorded before…", 3/3; and, the
 // frame removed at natural moments, "cleared" by the announcement, 1–3 rounds in 12.)
 import { expect, test } from 'vitest';
-import { appPages, outboxEntries, evalIn, newKey, received, resetStorage, sinkUrl, sleep, storedConfig, waitFor } from './helpers';
+import { appPages, outboxEntries, evalIn, newKey, received, resetStorage, sleep, storedConfig, waitFor } from './helpers';
 
-const { app, open, close } = appPages();
+const { app, close, frame } = appPages();
 
-async function hostWithFrame(key: string): Promise<string> {
-  const host = await open(`/test/fixtures/app.html?bare=1&sink=${encodeURIComponent(sinkUrl)}`);
-  await evalIn(
-    host,
-    `new Promise((resolve) => {
-      const f = document.createElement('iframe');
-      f.id = 'viewer';
-      f.src = '/test/fixtures/app.html?toggle=0&key=${key}&sink=${encodeURIComponent(sinkUrl)}';
-      f.onload = () => resolve(0);
-      document.body.append(f);
-    })`,
-  );
-  await waitFor(() => evalIn(host, `typeof document.getElementById('viewer').contentWindow.analytics`), (t) => t === 'object');
-  await evalIn(host, `document.getElementById('viewer').contentWindow.analytics.ready`);
-  return host;
-}
 
 /**
  * In the frame: the next commit of a transaction over the config (the clear's change) is sent,
@@ -61,7 +45,7 @@ test('the frame goes right after the commit was sent; one clear(): the cut moves
     await evalIn(l, `analytics.ready.then(() => { analytics.record('settings-opened'); return analytics.flush(); })`);
     await waitFor(() => received(key), (r) => r.events.length === 1, 15_000);
     const cutBefore = (await storedConfig())?.cut ?? 0;
-    const host = await hostWithFrame(key);
+    const host = await frame(key);
     await evalIn(host, script);
     await sleep(1500);
     await evalIn(l, 'analytics.flush()');
@@ -85,7 +69,7 @@ test('the frame removed d ms after clear() and record() (its host busy 150 ms fi
     const l = await app(key, '&toggle=0');
     await evalIn(l, `analytics.ready.then(() => { analytics.record('settings-opened'); return analytics.flush(); })`);
     await waitFor(() => received(key), (r) => r.events.length === 1, 15_000);
-    const host = await hostWithFrame(key);
+    const host = await frame(key);
     await evalIn(
       host,
       `(() => {

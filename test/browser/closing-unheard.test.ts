@@ -3,29 +3,13 @@
 // made as it closes would carry events recorded before it, and nothing could stop it: a closing
 // page makes none (it journals what it holds). (Found attacking the second generation: 3/3.)
 import { expect, test } from 'vitest';
-import { appPages, configOf, evalIn, newKey, received, resetStorage, sinkUrl, sleep, waitFor } from './helpers';
+import { appPages, configOf, evalIn, newKey, received, resetStorage, sleep, waitFor } from './helpers';
 
-const { app, open, close } = appPages();
+const { app, close, frame } = appPages();
 
 const ROUNDS = 3;
 const BUSY_MS = 2500;
 
-/** A host page (no instance of its own) embedding the module's fixture page in a same-origin iframe. */
-async function hostWithFrame(key: string): Promise<string> {
-  const host = await open(`/test/fixtures/app.html?bare=1&sink=${encodeURIComponent(sinkUrl)}`);
-  await evalIn(
-    host,
-    `new Promise((resolve) => {
-      const f = document.createElement('iframe');
-      f.id = 'viewer';
-      f.src = '/test/fixtures/app.html?toggle=0&key=${key}&sink=${encodeURIComponent(sinkUrl)}';
-      f.onload = () => resolve(0);
-      document.body.append(f);
-    })`,
-  );
-  await waitFor(() => evalIn(host, `typeof document.getElementById('viewer').contentWindow.analytics`), (t) => t === 'object');
-  return host;
-}
 const inFrame = (host: string, js: string) => evalIn(host, `(() => { const analytics = document.getElementById('viewer').contentWindow.analytics; return ${js}; })()`);
 
 test.each([
@@ -36,7 +20,7 @@ test.each([
   for (let round = 0; round < ROUNDS; round++) {
     await resetStorage(); // the choice is the origin's: each round starts as a first visit
     const key = newKey('closing_unheard');
-    const host = await hostWithFrame(key);
+    const host = await frame(key, false);
     // The framed instance delivers (the first of its key), posthog-js loaded.
     await inFrame(host, `analytics.ready.then(() => { analytics.record('settings-opened'); return analytics.flush(); })`);
     await waitFor(() => received(key), (r) => r.events.length === 1, 15_000).catch(async (e) => {

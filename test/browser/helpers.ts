@@ -177,21 +177,31 @@ export function appPages() {
     for (const id of [...opened]) await pages.closePage(id).catch(() => undefined);
     opened.clear();
   });
+  /** Any page of the test server (a path). */
+  const open = async (path: string): Promise<string> => {
+    const id = await pages.openPage(path);
+    opened.add(id);
+    return id;
+  };
   return {
     async app(key: string, extra = '', init?: string, routes?: RouteSpec[]): Promise<string> {
       const id = await openApp(key, extra, init, routes);
       opened.add(id);
       return id;
     },
-    /** Any page of the test server (a path). */
-    async open(path: string): Promise<string> {
-      const id = await pages.openPage(path);
-      opened.add(id);
-      return id;
-    },
+    open,
     async close(id: string): Promise<void> {
       opened.delete(id);
       await pages.closePage(id);
+    },
+    /** A host page (no instance of its own) embedding the fixture page in a same-origin iframe (#viewer); `ready`: its instance has read storage. */
+    async frame(key: string, ready = true): Promise<string> {
+      const host = await open(`/test/fixtures/app.html?bare=1&sink=${encodeURIComponent(sinkUrl)}`);
+      const src = `/test/fixtures/app.html?toggle=0&key=${key}&sink=${encodeURIComponent(sinkUrl)}`;
+      await evalIn(host, `new Promise((resolve) => { const f = document.createElement('iframe'); f.id = 'viewer'; f.src = '${src}'; f.onload = () => resolve(0); document.body.append(f); })`);
+      await waitFor(() => evalIn(host, `typeof document.getElementById('viewer').contentWindow.analytics`), (t) => t === 'object');
+      if (ready) await evalIn(host, `document.getElementById('viewer').contentWindow.analytics.ready`);
+      return host;
     },
   };
 }
