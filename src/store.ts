@@ -504,15 +504,20 @@ function entriesOf(value: unknown): OutboxEntry[] {
  * last resort (it may die with the page).
  */
 export function journalLeaving(db: Storage, sessionId: string, entries: OutboxEntry[], changes: { id: string; change: ConfigChange }[]): void {
-  const mine = JOURNAL_CHANGE + sessionId + '-';
   const kept = new Set(changes.map((c) => JOURNAL_CHANGE + c.id));
-  for (const key of journalKeys(mine)) if (!kept.has(key)) forget(key);
+  // Only what this page journaled as it left before: a change kept here when a full disk refused
+  // it (keepChange, under the same key) is stored, not left behind.
+  for (const key of left.get(sessionId) ?? []) if (!kept.has(key)) forget(key);
+  left.set(sessionId, kept);
   for (const { id, change } of changes) journal(JOURNAL_CHANGE + id, change);
   const key = JOURNAL_EVENTS + sessionId;
   if (!entries.length) return forget(key);
   if (journal(key, entries)) return;
   void db.transaction([EVENTS], 'readwrite', (tx) => putBatch(tx, entries)).catch(() => undefined);
 }
+
+/** The change keys each page journaled as it left (replaced by its next journal). */
+const left = new Map<string, Set<string>>();
 
 /** Writes a journal key; false if localStorage refused (missing, full, sandboxed). */
 function journal(key: string, value: unknown): boolean {

@@ -19,10 +19,10 @@ const pages = new Map<string, Opened>();
 let counter = 0;
 
 /**
- * What a route does with the requests it matches: block them ('abort'), let them through a
- * 3 s late ('delay'), as usual ('continue'), answer 404 ('notfound'), or never answer ('hang').
+ * What a route does with the requests it matches: block them ('abort'), let them through 3 s late
+ * ('delay') or 8 s late ('slow'), as usual ('continue'), answer 404 ('notfound'), or never answer ('hang').
  */
-export type RouteAction = 'abort' | 'delay' | 'continue' | 'notfound' | 'hang';
+export type RouteAction = 'abort' | 'delay' | 'slow' | 'continue' | 'notfound' | 'hang';
 /** A route set up by openPage before the page loads. `flags` (even '') makes `pattern` a RegExp source. */
 export interface RouteSpec {
   pattern: string;
@@ -34,7 +34,7 @@ async function applyRoute(page: Page, { pattern, action, flags }: RouteSpec): Pr
   const url = flags === undefined ? pattern : new RegExp(pattern, flags);
   if (flags === undefined) await page.unroute(pattern);
   if (action === 'abort') await page.route(url, (route) => route.abort());
-  if (action === 'delay') await page.route(url, (route) => setTimeout(() => void route.continue().catch(() => undefined), 3000));
+  if (action === 'delay' || action === 'slow') await page.route(url, (route) => setTimeout(() => void route.continue().catch(() => undefined), action === 'slow' ? 8000 : 3000));
   if (action === 'notfound') await page.route(url, (route) => route.fulfill({ status: 404, contentType: 'text/plain', body: 'not found' }));
   if (action === 'hang') await page.route(url, () => undefined); // never continued, never answered
 }

@@ -1,6 +1,6 @@
 // An announced opt-out or clear ends what other tabs hold, and tells them only what it knows was
 // stamped after it (the cut it made as stored; a journaled clear's new id). B delivers e1 (recorded
-// after C's clear, stamped under cut 1); its request is held 3 s by a route. Meanwhile A opts out or
+// after C's clear, stamped under cut 1); its request is held 8 s by a route. Meanwhile A opts out or
 // clears: from a page that closes before it read the latest cut, from one whose storage throws, or
 // after a forged message. e1 never reaches the sink. (Found attacking the second generation: a
 // closing page announced the cut it expected, too low, and B kept its request, 4/4; a clear whose
@@ -31,10 +31,10 @@ async function round(mode: string): Promise<string> {
   const cfg1 = await storedConfig();
   await waitFor(() => evalIn(b, 'analytics.config()') as Promise<{ analyticsId: string }>, (x) => x.analyticsId === cfg1?.analyticsId, 10_000);
   await c.shutdown();
-  await pages.pageRoute(b, CAPTURE, 'delay', '');
+  await pages.pageRoute(b, CAPTURE, 'slow', '');
   await evalIn(b, `(analytics.record('help-button-clicked'), void analytics.flush(), 0)`);
   await waitFor(() => pages.pagePosts(b), (p) => p.some((x) => new RegExp(CAPTURE).test(x.url) && (x.body ?? '').length > 0 && x.url !== ''), 5000).catch(() => 0);
-  await sleep(200); // e1's request is now held by the route (3 s)
+  await sleep(200); // e1's request is now held by the route (8 s)
   const t0 = Date.now();
   let release: (() => Promise<void>) | undefined;
   if (mode === 'clear-awaited') await evalIn(a, 'analytics.clear()');
@@ -65,7 +65,7 @@ async function round(mode: string): Promise<string> {
   }
   if (mode === 'forged-huge-cut') post({ change: 'clear', choice: 'enabled', emptied: true, cut: Number.MAX_SAFE_INTEGER });
   const resolvedAt = Date.now() - t0;
-  await sleep(4000);
+  await sleep(Math.max(500, 9000 - resolvedAt)); // past the route's hold
   if (release) await release();
   await sleep(500);
   const got = (await received(key)).events.filter((e) => e.event === 'help-button-clicked');
@@ -73,7 +73,9 @@ async function round(mode: string): Promise<string> {
   const cfg = await storedConfig();
   if (!/close/.test(mode)) await close(a).catch(() => 0);
   await close(b);
-  return `${mode}: A's call took ${resolvedAt} ms; e1 at sink: ${got.length} (arrived +${got.map((g) => g.at - t0)} ms); B audit ${JSON.stringify(audit.map((x) => `${x.outcome}${x.reason ? ': ' + x.reason : ''}`))}; stored cut ${cfg?.cut}`;
+  // Arrived before A was done: sent before the opt-out (the machine too slow for the hold): inconclusive.
+  const early = got.some((g) => g.at - t0 < resolvedAt);
+  return `${mode}: A's call took ${resolvedAt} ms; ${early ? 'inconclusive; ' : ''}e1 at sink: ${got.length} (arrived +${got.map((g) => g.at - t0)} ms); B audit ${JSON.stringify(audit.map((x) => `${x.outcome}${x.reason ? ': ' + x.reason : ''}`))}; stored cut ${cfg?.cut}`;
 }
 
 const MODES = ['fresh-close-merged', 'fresh-close-clear', 'stale-close-merged', 'stale-clear-resolved', 'forged-cut0-then-real-clear'];
@@ -81,7 +83,10 @@ for (const mode of MODES) {
   test(`A ${mode} while B's request carrying e1 (recorded before) is held: e1 never reaches the sink`, async () => {
     const results: string[] = [];
     results.push(await round(mode));
+    if (results[0]!.includes('inconclusive')) results.push(await round(mode)); // once more
     console.log(results.join('\n'));
-    expect(results.filter((r) => !/e1 at sink: 0/.test(r)), results.join('\n')).toEqual([]);
+    const conclusive = results.filter((r) => !r.includes('inconclusive'));
+    expect(conclusive.length, results.join('\n')).toBeGreaterThan(0);
+    expect(conclusive.filter((r) => !/e1 at sink: 0/.test(r)), results.join('\n')).toEqual([]);
   }, 120_000);
 }

@@ -88,6 +88,8 @@ export interface Tab {
   knows: Set<number>;
   /** Its opt-out and clear calls whose cut is not stored yet. */
   pendingCuts: number[];
+  /** The change ids it journaled as it left (its next journal replaces them). */
+  left: string[];
   /** The newest stored choice it knows of (I2). */
   choice: Choice;
   /**
@@ -174,7 +176,7 @@ export function newWorld(tabs: number): World {
 function openTab(w: World): Tab {
   const sid = `s${w.tabs.length}`;
   const st = initialState(SETTINGS(sid), w.mono);
-  const tab: Tab = { n: w.tabs.length, sid, st, alive: true, ops: [], reqs: new Map(), inbox: [], loading: false, terminal: new Map(), knows: new Set(), pendingCuts: [], choice: { seq: -1, value: 'unset', by: -1 }, heardOff: false };
+  const tab: Tab = { n: w.tabs.length, sid, st, alive: true, ops: [], reqs: new Map(), inbox: [], loading: false, terminal: new Map(), knows: new Set(), pendingCuts: [], left: [], choice: { seq: -1, value: 'unset', by: -1 }, heardOff: false };
   w.tabs.push(tab);
   feed(w, tab, { type: 'start' });
   return tab;
@@ -219,7 +221,8 @@ function effect(w: World, tab: Tab, e: Effect): void {
       return;
     case 'journal':
       w.store.journal(tab.sid, e.entries);
-      for (const id of [...w.store.journalChanges.keys()]) if (id.startsWith(`${tab.sid}-`)) w.store.journalChanges.delete(id); // replaced
+      for (const id of tab.left) if (!e.changes.some((ch) => ch.id === id)) w.store.journalChanges.delete(id); // replaced: what it journaled as it left before
+      tab.left = e.changes.map((ch) => ch.id);
       e.changes.forEach(({ id, change }) => w.store.journalChange(id, change));
       if (e.changes.length) for (const i of tab.pendingCuts.splice(0)) Object.assign(w.cuts[i]!, { stored: true, at: w.mono }); // visible to every read now
       if (e.changes.some((ch) => ch.change.choice === 'disabled')) w.choice = { seq: w.choice.seq + 1, value: 'disabled', by: tab.n };
