@@ -224,7 +224,11 @@ function effect(w: World, tab: Tab, e: Effect): void {
       for (const id of tab.left) if (!e.changes.some((ch) => ch.id === id)) w.store.journalChanges.delete(id); // replaced: what it journaled as it left before
       tab.left = e.changes.map((ch) => ch.id);
       e.changes.forEach(({ id, change }) => w.store.journalChange(id, change));
-      if (e.changes.length) for (const i of tab.pendingCuts.splice(0)) Object.assign(w.cuts[i]!, { stored: true, at: w.mono }); // visible to every read now
+      if (e.changes.length) {
+        // Visible to every read now: the cuts not yet written, and those of a change op still under way.
+        const under = tab.ops.filter((o) => !o.ran && e.changes.some((ch) => o.op.op === 'change' && ch.id === o.op.id)).flatMap((o) => o.cuts);
+        for (const i of [...tab.pendingCuts.splice(0), ...under]) if (!w.cuts[i]!.stored) Object.assign(w.cuts[i]!, { stored: true, at: w.mono });
+      }
       if (e.changes.some((ch) => ch.change.choice === 'disabled')) w.choice = { seq: w.choice.seq + 1, value: 'disabled', by: tab.n };
       e.entries.forEach((x) => w.durable.add(x.uuid));
       for (const t of w.tabs) if (t !== tab && listening(t)) t.inbox.push({ type: 'wrote', flush: false }); // localStorage's storage event
@@ -352,8 +356,11 @@ function completeStorage(w: World, tab: Tab, ok: boolean, late = false): void {
   if (!next) return;
   if (!next.ran) {
     const cutsBefore = w.cuts.length;
+    // A change already applied from its journaled copy (its page closed, then lived on): stored, it does nothing.
+    const op = next.op;
+    const already = op.op === 'change' && op.id !== undefined && (w.store.config?.applied?.includes(op.id) === true || w.store.journalChanges.has(op.id));
     const result = ok ? w.store.run(next.op, { sessionId: tab.sid, projectKey: 'phc_model', apiHost: 'https://example.test' }) : { ok: false, error: 'injected' };
-    if (result.ok) stored(w, tab, next, result);
+    if (result.ok && !already) stored(w, tab, next, result);
     // Whatever it read was written after every earlier stored cut (but those wiped before it).
     const knows = result.ok ? range(w.wiped, cutsBefore).filter((i) => w.cuts[i]!.stored) : [];
     next.ran = { result, knows, choice: w.choice };
