@@ -304,9 +304,11 @@ export function journal(c: Step): void {
   if (st.consent.config.analyticsId) dropBefore(c);
   const held = st.consent.config.analyticsId ? st.held.map((h) => stamp(c, h.event, h.uuid, true)) : [];
   const entries = [...writing(st), ...st.outbox.unwritten, ...held].filter((e) => !st.outbox.ended.has(e.uuid));
-  const changes = st.changes.filter((ch) => ch.cutAt !== undefined).map((ch) => ({ id: journalId(st, ch), change: cutOf(ch) }));
-  c.fx.push({ type: 'journal', entries, changes });
+  c.fx.push({ type: 'journal', entries, changes: journaledCuts(st) });
 }
+
+/** The cuts this tab has not stored yet, as journaled: an opt-out or clear() a moment before the page went must not be lost. */
+export const journaledCuts = (st: State) => st.changes.filter((ch) => ch.cutAt !== undefined).map((ch) => ({ id: journalId(st, ch), change: cutOf(ch) }));
 
 /** The id a change is journaled under, and stored under (applied once, whichever comes first). */
 export const journalId = (st: State, ch: Change): string => `${st.s.sessionId}-${ch.id}`;

@@ -9,7 +9,7 @@ import { userSaidNo } from '../3-consent-gate.js';
 import type { Signals } from '../signals.js';
 import type { StorageOp } from './contract.js';
 import { adopt, answerSettled, gate, notifyChange, onClear, onHeard, onSetChoice, onSetMetadata, readFailed, reread, storageBackoff } from './consent.js';
-import { addFailed, delivers, forgetStored, inGrace, journalId, judge, leaving, live, notKept, onAdded, onAnswer, onListed, onMarked, onRecord, release, writing } from './delivery.js';
+import { addFailed, delivers, forgetStored, inGrace, journalId, journaledCuts, judge, leaving, live, notKept, onAdded, onAnswer, onListed, onMarked, onRecord, release, writing } from './delivery.js';
 import { abortFlight, dropRef } from './outcomes.js';
 import { arm, backoff, due, nextWake } from './timers.js';
 import type { Effect, Fact, Settings, State, Step, TimerName } from './types.js';
@@ -169,7 +169,8 @@ function onPage(c: Step, page: 'shown' | 'hidden' | 'closing' | 'restored'): voi
     return leaving(c);
   }
   if (st.page === 'closing' && page === 'hidden') return;
-  if (st.page === 'closing') fx.push({ type: 'journal', entries: [], changes: [] }); // back (the back/forward cache): it holds them again itself
+  // Back (the back/forward cache): it holds its events again itself; its cuts stay journaled (applied once, by their ids).
+  if (st.page === 'closing') fx.push({ type: 'journal', entries: [], changes: journaledCuts(st) });
   if (st.page === 'closing' && page === 'shown') st.pass ||= 'asked';
   if (page === 'hidden' && st.page === 'shown') st.pass ||= 'asked'; // deliver while the page still runs
   st.page = page === 'restored' ? 'shown' : page;

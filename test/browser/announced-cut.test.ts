@@ -5,8 +5,8 @@
 // after a forged message. e1 never reaches the sink. (Found attacking the second generation: a
 // closing page announced the cut it expected, too low, and B kept its request, 4/4; a clear whose
 // write failed was not announced at all, 2/2.)
-import { expect, test } from 'vitest';
-import { appPages, evalIn, holdStorage, post, newKey, pages, received, sinkUrl, sleep, start, storedConfig, waitFor } from './helpers';
+import { afterAll, expect, test } from 'vitest';
+import { appPages, evalIn, holdStorage, post, newKey, pages, received, resetStorage, sinkUrl, sleep, start, storedConfig, waitFor } from './helpers';
 
 const { app, close } = appPages();
 const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
@@ -15,6 +15,7 @@ const STALL = `(() => { IDBDatabase.prototype.transaction = function () { throw 
 type A = { name: string; outcome: string; reason?: string; uuid?: string };
 
 async function round(mode: string): Promise<string> {
+  await resetStorage(); // each round from a fresh origin (and none left opted in for the files after)
   const key = newKey('cutx');
   const b = await app(key, '&toggle=0');
   await evalIn(b, `analytics.ready.then(() => { analytics.record('settings-opened'); return analytics.flush(); })`);
@@ -79,6 +80,8 @@ async function round(mode: string): Promise<string> {
 }
 
 const MODES = ['fresh-close-merged', 'fresh-close-clear', 'stale-close-merged', 'stale-clear-resolved', 'forged-cut0-then-real-clear'];
+afterAll(resetStorage);
+
 for (const mode of MODES) {
   test(`A ${mode} while B's request carrying e1 (recorded before) is held: e1 never reaches the sink`, async () => {
     const results: string[] = [];

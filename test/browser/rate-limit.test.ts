@@ -40,7 +40,7 @@ async function twoTabs(what: string) {
   const first = await app(key, '&toggle=0');
   await warmUp(first, key);
   const second = await app(key, '&toggle=0'); // waits in line for the Web Lock
-  await waitFor(() => configOf(second), (c) => c.reason === 'default' && !c.delivery.delivering);
+  await waitFor(() => configOf(second), (c) => c.enabled && !c.delivery.delivering);
   return { key, first, second, t429: await rateLimited(first, key) };
 }
 

@@ -430,12 +430,18 @@ describe('the page', () => {
     expect(kinds(t.stored())).toEqual(['notify', 'lead', 'storage:add']);
   });
 
-  test('restored from the back/forward cache: the journal forgotten (it holds them again), storage read again before anything is sent', () => {
+  test('restored from the back/forward cache: the journal of its events forgotten (it holds them again), its cuts kept journaled (applied once), storage read again before anything is sent', () => {
     const t = loaded();
+    t.fact({ type: 'record', events: [event], uuids: ['u1'] });
+    t.fact({ type: 'set-choice', enabled: false, ask: 1 });
     t.fact({ type: 'page', page: 'closing' });
     const fx = t.fact({ type: 'page', page: 'restored' });
-    expect(of(fx, 'journal')).toEqual([{ type: 'journal', entries: [], changes: [] }]);
-    expect(t.st.consent.told.reason).toBe('loading');
+    expect(of(fx, 'journal')).toEqual([{ type: 'journal', entries: [], changes: [{ id: expect.stringMatching(/^page-/), change: expect.objectContaining({ choice: 'disabled', cutAt: WALL }) }] }]);
+    expect(t.st.consent.told.reason).toBe('user-opted-out');
+    const r = loaded();
+    r.fact({ type: 'page', page: 'closing' });
+    expect(of(r.fact({ type: 'page', page: 'restored' }), 'journal')).toEqual([{ type: 'journal', entries: [], changes: [] }]);
+    expect(r.st.consent.told.reason).toBe('loading');
   });
 
   test('online: a failed request is retried now', () => {
