@@ -235,7 +235,11 @@ export function onAnswer(c: Step, a: { id: number; status: number; redirected: b
   const f = st.flight;
   if (!f || f.id !== a.id) return;
   st.flight = undefined;
-  if (f.aborted) return; // what it carried was ended, or waits, when it was stopped
+  if (f.aborted) {
+    // What it carried was ended, or waits (in storage: the delivering tab's, if that is another now).
+    if (st.lead !== 'leading' && st.lead !== 'asking') forgetStored(st);
+    return;
+  }
   const ok = a.status >= 200 && a.status < 300 && !a.redirected;
   const refused = a.status >= 400 && a.status < 500 && a.status !== 408 && a.status !== 429;
   if (!ok && !refused) return retryLater(c, a);

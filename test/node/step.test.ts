@@ -834,6 +834,16 @@ describe('delivery, rule by rule', () => {
     expect(t.st.failures).toBe(2);
   });
 
+  test('the answer to a request stopped after the tab let go of the lead: what it carried is forgotten here (storage holds it: the delivering tab\'s)', () => {
+    const { t, id } = flying(['u1']);
+    t.signals.embedderForbids = true;
+    t.fact({ type: 'tick' }); // off for this page: the request stopped, the lead let go
+    expect(t.st.lead).toBe('idle');
+    expect(t.st.outbox.known.has('u1')).toBe(true);
+    t.fact({ type: 'answer', id, status: 0, redirected: false, quotaLimited: false });
+    expect(t.st.outbox.known.has('u1')).toBe(false);
+  });
+
   test('an answer to another request, or to one aborted: nothing', () => {
     const { t, id } = flying(['u1']);
     expect(answer(t, id + 1, 200)).toEqual([]);
