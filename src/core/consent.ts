@@ -9,7 +9,7 @@
 // - A message can only turn a tab off (at once), or make it read storage again.
 import { decide, userSaidNo, type ConsentState } from '../3-consent-gate.js';
 import { applyChange, type ConfigChange, type StorageOp, type StorageResult, type StoredConfig } from './contract.js';
-import { abortFlight, dropRef, endAll, unconfirmed } from './outcomes.js';
+import { abortFlight, dropHeld, dropRef, endAll, unconfirmed } from './outcomes.js';
 import { arm, backoff } from './timers.js';
 import type { Announce, Change, Step } from './types.js';
 
@@ -242,5 +242,5 @@ export function notifyChange(c: Step): ConsentState {
  */
 function pageOff(c: Step, reason: string): void {
   abortFlight(c);
-  for (const h of c.st.held.splice(0)) dropRef(c, { uuid: h.uuid, kind: h.event.kind, name: h.event.name }, reason, false);
+  dropHeld(c, c.st.held.splice(0), reason);
 }

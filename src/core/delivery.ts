@@ -7,7 +7,7 @@ import type { Valid } from '../2-validate.js';
 import { allowListed } from '../5-allow-list.js';
 import { expired, NOT_BEFORE_MAX_MS, OUTBOX_LIMITS, OUTBOX_TTL_MS, refuses, type ConfigChange, type OutboxEntry, type StorageOp, type StorageResult } from './contract.js';
 import { announceUnstored, gate } from './consent.js';
-import { dropRef, sent } from './outcomes.js';
+import { dropHeld, dropRef, sent } from './outcomes.js';
 import { arm, backoff } from './timers.js';
 import type { Change, Held, State, Step } from './types.js';
 
@@ -70,7 +70,7 @@ export function release(c: Step): void {
 /** Held events recorded before the last opt-out or clear this tab knows of end here, each with the reason. */
 function dropBefore(c: Step): void {
   const { st } = c;
-  for (const h of st.held) if (before(c, h)) dropRef(c, { uuid: h.uuid, kind: h.event.kind, name: h.event.name }, 'recorded before the last opt-out or clear', false);
+  dropHeld(c, st.held.filter((h) => before(c, h)), 'recorded before the last opt-out or clear');
   st.held = st.held.filter((h) => !before(c, h));
 }
 

@@ -3,7 +3,7 @@
 // and is then remembered as ended, so nothing judges, sends or audits it again here.
 import { wireName } from '../5-allow-list.js';
 import type { OutboxEntry } from './contract.js';
-import type { Announce, Step } from './types.js';
+import type { Announce, Held, Step } from './types.js';
 
 type Ref = Pick<OutboxEntry, 'uuid' | 'kind' | 'name'>;
 
@@ -25,6 +25,11 @@ export function dropRef(c: Step, e: Ref, reason: string, stored = true): void {
   if (c.st.outbox.ended.has(e.uuid)) return;
   end(c, e.uuid, stored);
   c.fx.push({ type: 'audit', entry: { name: wireName(e), outcome: 'dropped', reason, uuid: e.uuid } });
+}
+
+/** Held events (recorded before the stored choice was read) end here, each dropped with `reason`: never stored. */
+export function dropHeld(c: Step, held: Held[], reason: string): void {
+  for (const h of held) dropRef(c, { uuid: h.uuid, kind: h.event.kind, name: h.event.name }, reason, false);
 }
 
 /** Delivered: a request carrying it was answered 2xx (not a redirect). */
@@ -66,7 +71,7 @@ export function endAll(c: Step, reason: string, after: Pick<Announce, 'cut' | 'a
   const later = (e: OutboxEntry) => (after.cut !== undefined && (e.cut ?? 0) >= after.cut) || (after.analyticsId !== undefined && e.distinctId === after.analyticsId);
   const before = (e: OutboxEntry) => e.early === true || !later(e);
   if (st.flight?.entries.some(before)) abortFlight(c, reason);
-  for (const h of st.held.splice(0)) dropRef(c, { uuid: h.uuid, kind: h.event.kind, name: h.event.name }, reason, false);
+  dropHeld(c, st.held.splice(0), reason);
   for (const e of st.outbox.unwritten.filter(before)) dropRef(c, e, reason, false);
   st.outbox.unwritten = st.outbox.unwritten.filter((e) => !before(e));
   for (const e of [...st.outbox.known.values()]) if (before(e)) dropRef(c, e, reason, true);

@@ -10,7 +10,7 @@ import type { Signals } from '../signals.js';
 import type { StorageOp } from './contract.js';
 import { adopt, answerSettled, gate, notifyChange, onClear, onHeard, onSetChoice, onSetMetadata, readFailed, reread, storageBackoff } from './consent.js';
 import { addFailed, delivers, forgetStored, inGrace, journalId, journaledCuts, judge, leaving, live, notKept, onAdded, onAnswer, onListed, onMarked, onRecord, release, writing } from './delivery.js';
-import { abortFlight, dropRef } from './outcomes.js';
+import { abortFlight, dropHeld } from './outcomes.js';
 import { arm, backoff, due, nextWake } from './timers.js';
 import type { Effect, Fact, Settings, State, Step, TimerName } from './types.js';
 
@@ -89,7 +89,7 @@ function handle(c: Step, f: Fact): void {
  */
 function onStorageLost(c: Step, upgraded: boolean): void {
   const { st } = c;
-  if (!st.consent.everRead && !upgraded) for (const h of st.held.splice(0)) dropRef(c, { uuid: h.uuid, kind: h.event.kind, name: h.event.name }, 'storage was cleared before it was read', false);
+  if (!st.consent.everRead && !upgraded) dropHeld(c, st.held.splice(0), 'storage was cleared before it was read');
   reread(c, true);
 }
 
