@@ -53,8 +53,9 @@ interface Req {
   batch: string[];
   arrived: boolean;
   aborted?: boolean;
-  /** When it started (monotonic). */
+  /** When it started (monotonic), and the wall clock's offset then. */
   at: number;
+  offset: number;
 }
 
 interface PendingOp {
@@ -278,11 +279,12 @@ function settled(w: World, tab: Tab, ask: number): void {
  * Known limits, exempted from I8: the opt-out does not wait for a request whose mark is gone
  * without its tab (marks are written within a second before a request starts) — the site's data
  * was cleared while it flew, or the wall clock (marks are dated on it: tabs share no other) was
- * set forward past its expiry. The flying tab still aborts it when it hears the opt-out.
+ * set forward past its expiry since it started (set back, then forward again, counts). The flying
+ * tab still aborts it when it hears the opt-out.
  */
 function markLost(w: World, t: Tab, r: Req): boolean {
   const mark = w.store.marks.get(t.sid);
-  const clockSet = !(mark && mark.until > wall(w)) && w.mono - r.at < MARK_MS - 1000 && w.wallOffset > 0;
+  const clockSet = !(mark && mark.until > wall(w)) && w.mono - r.at < MARK_MS - 1000 && w.wallOffset > r.offset;
   return clockSet || w.wipedAt >= r.at - 1000;
 }
 
@@ -293,7 +295,7 @@ function receive(w: World, uuid: string): void {
 
 function send(w: World, tab: Tab, id: number, uuids: string[]): void {
   checkRequest(w, tab, uuids);
-  tab.reqs.set(id, { batch: uuids, arrived: false, at: w.mono });
+  tab.reqs.set(id, { batch: uuids, arrived: false, at: w.mono, offset: w.wallOffset });
 }
 
 /** I1, I2, I4 at the moment a request starts. */
