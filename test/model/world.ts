@@ -53,9 +53,8 @@ interface Req {
   batch: string[];
   arrived: boolean;
   aborted?: boolean;
-  /** When it started (monotonic), and the wall clock's offset then. */
+  /** When it started (monotonic). */
   at: number;
-  offset: number;
 }
 
 interface PendingOp {
@@ -108,6 +107,8 @@ export interface Tab {
 export interface World {
   mono: number;
   wallOffset: number;
+  /** When (monotonic) the wall clock was last set forward. */
+  forwardAt: number;
   gpc: boolean;
   store: ContractStore;
   tabs: Tab[];
@@ -150,6 +151,7 @@ export function newWorld(tabs: number): World {
   const w: World = {
     mono: 0,
     wallOffset: 0,
+    forwardAt: -Infinity,
     gpc: false,
     store: undefined as unknown as ContractStore,
     tabs: [],
@@ -279,12 +281,12 @@ function settled(w: World, tab: Tab, ask: number): void {
  * Known limits, exempted from I8: the opt-out does not wait for a request whose mark is gone
  * without its tab (marks are written within a second before a request starts) — the site's data
  * was cleared while it flew, or the wall clock (marks are dated on it: tabs share no other) was
- * set forward past its expiry since it started (set back, then forward again, counts). The flying
- * tab still aborts it when it hears the opt-out.
+ * set forward past its expiry since its mark was written (set back, then forward again, counts).
+ * The flying tab still aborts it when it hears the opt-out.
  */
 function markLost(w: World, t: Tab, r: Req): boolean {
   const mark = w.store.marks.get(t.sid);
-  const clockSet = !(mark && mark.until > wall(w)) && w.mono - r.at < MARK_MS - 1000 && w.wallOffset > r.offset;
+  const clockSet = !(mark && mark.until > wall(w)) && w.mono - r.at < MARK_MS - 1000 && w.forwardAt >= r.at - 1000;
   return clockSet || w.wipedAt >= r.at - 1000;
 }
 
@@ -295,7 +297,7 @@ function receive(w: World, uuid: string): void {
 
 function send(w: World, tab: Tab, id: number, uuids: string[]): void {
   checkRequest(w, tab, uuids);
-  tab.reqs.set(id, { batch: uuids, arrived: false, at: w.mono, offset: w.wallOffset });
+  tab.reqs.set(id, { batch: uuids, arrived: false, at: w.mono });
 }
 
 /** I1, I2, I4 at the moment a request starts. */
@@ -441,6 +443,7 @@ export function act(w: World, x: Action): void {
       return advance(w, x.ms);
     case 'clock':
       w.wallOffset += x.ms;
+      if (x.ms > 0) w.forwardAt = w.mono;
       return;
     case 'crash':
       return gone(w, tab!, true);
