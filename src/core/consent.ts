@@ -168,9 +168,7 @@ function stored(c: Step, r: StorageResult): void {
 
 /** A read or change saw whether other tabs still fly: the opt-out's callers are answered once none do. */
 function settleAsks(c: Step, othersFlying: boolean): void {
-  const { st } = c;
-  if (!st.asks.settle.length) return;
-  if (othersFlying && st.timers.settleBy !== undefined) return arm(c, 'settle', SETTLE_POLL_MS);
+  if (othersFlying && c.st.timers.settleBy !== undefined) return arm(c, 'settle', SETTLE_POLL_MS); // armed only while an opt-out waits
   answerSettled(c);
 }
 

@@ -52,8 +52,8 @@ function admit(c: Step, event: Valid, uuid: string, early = false): OutboxEntry 
   const { st } = c;
   const ref = { uuid, kind: event.kind, name: event.name };
   const state = gate(c);
-  if (st.page !== 'closed' && st.asks.shutdown === undefined && state.enabled) return keep(c, event, uuid, early);
-  if (st.page === 'closed' || st.asks.shutdown !== undefined) dropRef(c, ref, 'shut down', false);
+  if (st.asks.shutdown === undefined && state.enabled) return keep(c, event, uuid, early); // closed: step() answers nothing
+  if (st.asks.shutdown !== undefined) dropRef(c, ref, 'shut down', false);
   else if (state.reason !== 'loading') dropRef(c, ref, state.reason, false);
   else if (st.held.length >= HOLD_CAPACITY) dropRef(c, ref, `too many at once: more than ${HOLD_CAPACITY} recorded before the stored choice was read`, false);
   else st.held.push({ event, uuid, now: c.now, wall: c.wall });

@@ -21,7 +21,7 @@ function end(c: Step, uuid: string, stored: boolean): void {
 }
 
 /** Dropped: it never left (or the endpoint refused it). `stored`: it is in storage, to be removed. */
-export function dropRef(c: Step, e: Ref, reason: string, stored = true): void {
+export function dropRef(c: Step, e: Ref, reason: string, stored: boolean): void {
   if (c.st.outbox.ended.has(e.uuid)) return;
   end(c, e.uuid, stored);
   c.fx.push({ type: 'audit', entry: { name: wireName(e), outcome: 'dropped', reason, uuid: e.uuid } });

@@ -75,9 +75,8 @@ function handle(c: Step, f: Fact): void {
     case 'page': return onPage(c, f.page);
     case 'online': return onOnline(c);
     case 'storage-lost': return onStorageLost(c, f.upgraded === true);
-    case 'start':
-    case 'tick':
-      return;
+    default:
+      return; // start, tick: what they bring is in settle()
   }
 }
 
@@ -107,7 +106,7 @@ function onShutdown(c: Step, ask: number): void {
 /** Another tab wrote events: the delivering tab looks in its next window (or now, if asked to flush). */
 function onWrote(c: Step, flush: boolean): void {
   const { st } = c;
-  if (flush && (st.lead === 'leading' || st.lead === 'asking')) st.pass = st.pass === 'sweep' ? 'sweep' : 'asked';
+  if (flush && (st.lead === 'leading' || st.lead === 'asking')) st.pass = 'asked'; // never sweeping: a tab the user said no to does not lead
   else if (st.lead === 'leading') st.timers.pass ??= c.now + st.s.intervalMs;
 }
 
@@ -149,9 +148,11 @@ function onLead(c: Step, leading: boolean): void {
   st.lead = leading ? 'leading' : 'following';
   if (leading && was !== 'leading') st.timers.pass ??= c.now + st.s.intervalMs; // what earlier pages left goes in the next window
   if (leading) return;
-  // Written while it asked: now the delivering tab's, which is told.
-  const handed = forgetStored(st);
-  if (handed && was === 'asking') c.fx.push({ type: 'wrote', flush: st.pass === 'asked' });
+  // Written while it asked: now the delivering tab's, which is told (to send now, if its host asked and nothing else is to write).
+  if (!forgetStored(st) || was !== 'asking') return;
+  const flush = st.pass === 'asked' && !st.outbox.unwritten.length && !writing(st).length;
+  if (flush) st.pass = false;
+  c.fx.push({ type: 'wrote', flush });
 }
 
 function onTransport(c: Step, f: Fact & { type: 'transport' }): void {
@@ -244,11 +245,8 @@ function passSettle(c: Step): void {
   if (st.flight) return; // once it is answered
   const { state: transport } = st.transport;
   const stuck = transport === 'hung' || transport === 'unusable' || (transport === 'failed' && st.timers.reload !== undefined);
-  if (st.timers.retry !== undefined || stuck) {
-    st.pass = false; // the retry, or the reload, brings it back
-    return;
-  }
-  if (!st.flight && st.lead !== 'leading' && !st.outbox.stranded) st.pass = false; // a stranded tab's pass is its mark (nextOp)
+  if (st.timers.retry !== undefined || stuck) st.pass = false; // the retry, or the reload, brings it back
+  // Otherwise served by nextOp: a list by the delivering tab, or the mark of a tab whose writes fail.
 }
 
 function issue(c: Step, op: StorageOp | undefined): void {

@@ -222,7 +222,10 @@ function effect(w: World, tab: Tab, e: Effect): void {
     case 'storage':
       tab.ops.push({ id: e.id, op: e.op, cuts: e.op.op === 'change' && e.op.change.cutAt !== undefined ? tab.pendingCuts.splice(0) : [] });
       return;
-    case 'journal':
+    case 'journal': {
+      // Replaced (back from the cache, it holds them again): what only that journal kept is in memory alone again.
+      const kept = new Set(e.entries.map((x) => x.uuid));
+      for (const x of w.store.journalEvents.get(tab.sid) ?? []) if (!kept.has(x.uuid) && !w.store.outbox.has(x.uuid)) w.durable.delete(x.uuid);
       w.store.journal(tab.sid, e.entries);
       for (const id of tab.left) if (!e.changes.some((ch) => ch.id === id)) w.store.journalChanges.delete(id); // replaced: what it journaled as it left before
       tab.left = e.changes.map((ch) => ch.id);
@@ -236,6 +239,7 @@ function effect(w: World, tab: Tab, e: Effect): void {
       e.entries.forEach((x) => w.durable.add(x.uuid));
       for (const t of w.tabs) if (t !== tab && listening(t)) t.inbox.push({ type: 'wrote', flush: false }); // localStorage's storage event
       return;
+    }
     case 'send':
       return send(w, tab, e.id, e.batch.map((x) => x.uuid));
     case 'abort': {

@@ -18,11 +18,13 @@ function tab(settings: Partial<typeof SETTINGS> = {}) {
   const t = {
     st: initialState({ ...SETTINGS, ...settings }, 0) as State,
     now: 0,
+    /** How far the wall clock has been set from the monotonic one. */
+    offset: 0,
     signals: { privacySignal: false, automation: false, embedderForbids: false },
     wakes: [] as (number | undefined)[],
     fact(input: Input, ms = 0): Effect[] {
       t.now += ms;
-      const { effects } = step(t.st, { ...input, now: t.now, wall: WALL + t.now, signals: t.signals, random: 0.5 } as never);
+      const { effects } = step(t.st, { ...input, now: t.now, wall: WALL + t.now + t.offset, signals: t.signals, random: 0.5 } as never);
       t.wakes = effects.filter((e) => e.type === 'wake').map((e) => (e as { at?: number }).at);
       return effects.filter((e) => e.type !== 'wake');
     },
@@ -1131,8 +1133,8 @@ describe('outcomes', () => {
   test('one terminal entry per event: a second drop, send or unconfirmed of it says nothing', () => {
     const t = loaded();
     const c = { st: t.st, fx: [] as Effect[] } as never as Parameters<typeof dropRef>[0];
-    dropRef(c, ref('u1'), 'a');
-    dropRef(c, ref('u1'), 'b');
+    dropRef(c, ref('u1'), 'a', true);
+    dropRef(c, ref('u1'), 'b', true);
     unconfirmed(c, ref('u1'), 'c');
     sent(c, entry('u1'), {}, [], true);
     expect(audits(c.fx)).toEqual(['dropped: a']);
@@ -1253,5 +1255,701 @@ describe('storage ops, in order', () => {
     t.fact({ type: 'transport', result: 'failed' });
     t.fact({ type: 'flush', ask: 1 });
     expect(t.op()).toBeUndefined();
+  });
+});
+
+/** A tab whose write failed: it holds `uuids` itself (stranded), posthog-js loaded, storage backing off. */
+function stranded(uuids = ['u1'], settings = {}): Tab {
+  const t = loaded({}, false, settings);
+  t.fact({ type: 'transport', result: 'ready' });
+  t.fact({ type: 'record', events: uuids.map(() => event), uuids });
+  t.stored({ ok: false, error: 'x' } as never);
+  return t;
+}
+
+describe('the step, at its edges', () => {
+  test('a new tab that reads storage and leads looks at what earlier pages left in its first flush window, not at once', () => {
+    const t = tab();
+    t.fact({ type: 'start' });
+    t.stored();
+    t.fact({ type: 'lead', leading: true });
+    expect(t.op()).toBeUndefined();
+    t.fact({ type: 'tick' }, 2000);
+    expect(t.op()).toEqual({ op: 'list', limit: 100, mark: true });
+  });
+
+  test('flush() while the user said no and a sweep waits: the sweep is kept (what earlier pages left still ends)', () => {
+    const t = tab();
+    t.fact({ type: 'start' });
+    t.stored({ config: { ...CONFIG, choice: 'disabled' } });
+    t.stored({ ok: false, error: 'x' } as never); // the sweep's list fails: again after the backoff
+    t.fact({ type: 'flush', ask: 1 });
+    expect(t.st.pass).toBe('sweep');
+    t.fact({ type: 'tick' }, t.st.timers.storage! - t.now);
+    expect(t.op()).toEqual({ op: 'list', limit: 100, mark: false });
+  });
+
+  test('a read that could not keep what it found (evicted) says so here; each so dropped has nothing left to remove', () => {
+    const t = tab();
+    t.fact({ type: 'start' });
+    expect(audits(t.stored({ dropped: [entry('old')] }))).toEqual([`dropped: ${'outbox full: the oldest waiting events are dropped'}`]);
+    expect(t.st.outbox.ended.get('old')).toBe(true);
+    const r = tab();
+    r.fact({ type: 'start' });
+    expect(audits(r.stored({ refused: [entry('other', { distinctId: 'gone' })] }))).toEqual(['dropped: cleared']);
+    expect(r.st.outbox.ended.get('other')).toBe(true);
+    const s = tab();
+    s.fact({ type: 'start' });
+    expect(audits(s.stored({ refused: [entry('same')] }))).toEqual(['dropped: cleared']); // refused for a reason the config read with it no longer shows
+  });
+
+  test('a storage failure other than a list\'s leaves the pass and the last list error alone; only a mark\'s arms the retry', () => {
+    const t = loaded();
+    t.st.outbox.ended.set('x', false);
+    t.fact({ type: 'tick' });
+    expect(t.op()?.op).toBe('remove');
+    t.stored({ ok: false, error: 'x' } as never);
+    expect(t.st.pass).toBe(false);
+    expect(t.st.lastError).toBeUndefined();
+    expect(t.st.timers.retry).toBeUndefined();
+  });
+
+  test('a list\'s failure is said in at most 200 characters, and said when it has no text', () => {
+    const t = loaded();
+    t.fact({ type: 'tick' }, 2000);
+    t.stored({ ok: false, error: 'e'.repeat(300) } as never);
+    expect(t.st.lastError).toBe(`IndexedDB read failed: ${'e'.repeat(200)}`);
+    const u = loaded();
+    u.fact({ type: 'tick' }, 2000);
+    u.stored({ ok: false } as never);
+    expect(u.st.lastError).toBe('IndexedDB read failed: ');
+  });
+
+  test('a removal that does not unmark (a request still flies) leaves the mark; the answer\'s removal unmarks', () => {
+    const { t, id } = flying(['u1']);
+    t.st.outbox.ended.set('x', false);
+    t.fact({ type: 'tick' });
+    expect(t.op()).toEqual({ op: 'remove', uuids: ['x'], unmark: false });
+    t.stored();
+    expect(t.st.outbox.marked).toBe(true);
+    t.fact({ type: 'answer', id, status: 200, redirected: false, quotaLimited: false });
+    expect(t.op()).toEqual({ op: 'remove', uuids: ['u1'], unmark: true });
+  });
+
+  test('a late "lead" answer after the tab let go of it changes nothing and says nothing', () => {
+    const t = loaded();
+    t.fact({ type: 'set-choice', enabled: false, ask: 1 });
+    t.stored();
+    expect(t.fact({ type: 'lead', leading: true })).toEqual([]);
+  });
+
+  test('"leading" said again while leading arms no flush window; "leading" after asking hands nothing over', () => {
+    const t = loaded();
+    t.fact({ type: 'tick' }, 2000);
+    t.stored({ entries: [] });
+    expect(t.st.timers.pass).toBeUndefined();
+    t.fact({ type: 'lead', leading: true });
+    expect(t.st.timers.pass).toBeUndefined();
+    const a = tab();
+    a.fact({ type: 'start' });
+    a.fact({ type: 'record', events: [event], uuids: ['u1'] });
+    a.stored();
+    a.stored(); // written while asking
+    expect(kinds(a.fact({ type: 'lead', leading: true }))).not.toContain('wrote');
+    expect(a.st.outbox.known.has('u1')).toBe(true);
+  });
+
+  test('following after asking with nothing written hands nothing over; with its host\'s flush pending, asks for a send now', () => {
+    const a = tab();
+    a.fact({ type: 'start' });
+    a.stored();
+    expect(of(a.fact({ type: 'lead', leading: false }), 'wrote')).toEqual([]);
+    const f = tab();
+    f.fact({ type: 'start' });
+    f.fact({ type: 'record', events: [event], uuids: ['u1'] });
+    f.stored();
+    f.stored(); // written while asking
+    f.fact({ type: 'flush', ask: 1 });
+    expect(of(f.fact({ type: 'lead', leading: false }), 'wrote')).toEqual([{ type: 'wrote', flush: true }]);
+    const l = loaded();
+    l.st.outbox.known.set('s', entry('s')); // listed while leading
+    l.st.lead = 'leading';
+    expect(of(l.fact({ type: 'lead', leading: false }), 'wrote')).toEqual([]); // was leading: what it listed is storage's, no one to tell
+  });
+
+  test('posthog-js: its problem is kept; a load that worked audits nothing; unusable without a problem still says so', () => {
+    const t = loaded();
+    t.fact({ type: 'transport', result: 'unusable', problem: 'p' });
+    expect(t.st.transport.problem).toBe('p');
+    expect(t.fact({ type: 'transport', result: 'ready' })).toEqual([]);
+    const u = loaded();
+    expect(of(u.fact({ type: 'transport', result: 'unusable' }), 'audit')).toEqual([{ type: 'audit', entry: { name: '(transport)', outcome: 'dropped', reason: 'posthog-js is not usable (): nothing is sent; events wait in the outbox' } }]);
+  });
+
+  test('the page: back from closing (restored) holds sending until read, with no pass of its own; hidden again, or shown again, asks for none', () => {
+    const r = loaded();
+    r.fact({ type: 'page', page: 'closing' });
+    r.fact({ type: 'page', page: 'restored' });
+    expect(r.st.pass).toBe(false);
+    const h = loaded();
+    h.fact({ type: 'page', page: 'hidden' });
+    expect(h.st.page).toBe('hidden');
+    h.stored({ entries: [] });
+    h.fact({ type: 'page', page: 'hidden' });
+    expect(h.op()).toBeUndefined();
+    const s = loaded();
+    s.fact({ type: 'page', page: 'shown' });
+    expect(s.op()).toBeUndefined();
+  });
+
+  test('letting go of the lead forgets what storage holds (the next delivering tab\'s); what only this tab holds is kept', () => {
+    const t = loaded();
+    t.fact({ type: 'tick' }, 2000);
+    t.stored({ entries: [entry('s1')] }); // listed: known (posthog-js not loaded)
+    expect(t.st.outbox.known.has('s1')).toBe(true);
+    t.signals.embedderForbids = true;
+    t.fact({ type: 'tick' });
+    expect(t.st.lead).toBe('idle');
+    expect(t.st.outbox.known.has('s1')).toBe(false);
+  });
+
+  test('posthog-js is being loaded: said so; a tab whose writes fail does not load it again while its reload waits', () => {
+    const t = loaded();
+    t.fact({ type: 'record', events: [event], uuids: ['u1'] });
+    expect(t.st.transport.state).toBe('loading');
+    const s = loaded({}, false);
+    s.fact({ type: 'record', events: [event], uuids: ['u1'] });
+    s.stored({ ok: false, error: 'x' } as never); // stranded: it delivers its own
+    expect(kinds(s.fact({ type: 'transport', result: 'failed' }))).not.toContain('load-transport');
+    expect(kinds(s.fact({ type: 'tick' }, s.st.timers.reload! - s.now))).toContain('load-transport');
+  });
+
+  test('a sweep that waited while the user said no becomes a pass once the no is lifted: a list that marks', () => {
+    const t = tab();
+    t.fact({ type: 'start' });
+    t.stored({ config: { ...CONFIG, choice: 'disabled' } });
+    t.stored({ ok: false, error: 'x' } as never); // the sweep waits for the backoff
+    t.fact({ type: 'set-choice', enabled: true, ask: 1 });
+    t.fact({ type: 'tick' }, t.st.timers.storage! - t.now);
+    t.stored(); // the opt-in stored
+    if (t.st.lead === 'asking') t.fact({ type: 'lead', leading: true });
+    expect(t.op()).toEqual({ op: 'list', limit: 100, mark: true });
+  });
+
+  test('a follower asked to flush waits for its own write before asking the delivering tab, then asks once', () => {
+    const f = loaded({}, false);
+    f.fact({ type: 'set-metadata', metadata: { a: 1 }, ask: 1 }); // a change under way: the write waits
+    f.fact({ type: 'record', events: [event], uuids: ['u1'] });
+    const early = f.fact({ type: 'flush', ask: 2 });
+    expect(of(early, 'wrote')).toEqual([]);
+    const wrote = [...f.stored(), ...f.stored()].filter((e) => e.type === 'wrote');
+    expect(wrote).toEqual([{ type: 'wrote', flush: true }]);
+  });
+
+  test('a follower\'s flush window (what it wrote is handed over) asks no one; a tab in its first-run grace asks no one either', () => {
+    const f = loaded({}, false);
+    f.fact({ type: 'record', events: [event], uuids: ['u1'] });
+    f.stored();
+    expect(of(f.fact({ type: 'tick' }, 2000), 'wrote')).toEqual([]);
+    const g = tab({ firstRunGrace: true, sessionId: 's1' });
+    g.fact({ type: 'start' });
+    g.stored({ config: { ...CONFIG, firstSessionId: 's1' } });
+    expect(g.st.lead).toBe('idle');
+    expect(of(g.fact({ type: 'flush', ask: 1 }), 'wrote')).toEqual([]);
+  });
+
+  test.each(['hung', 'unusable', 'failed'] as const)('flush() while posthog-js is %s: nothing to wait for, answered at once', (result) => {
+    const t = loaded();
+    t.fact({ type: 'record', events: [event], uuids: ['u1'] });
+    t.stored();
+    t.fact({ type: 'transport', result });
+    expect(of(t.fact({ type: 'flush', ask: 1 }), 'done')).toEqual([{ type: 'done', ask: 1 }]);
+    expect(t.op()).toBeUndefined();
+  });
+
+  test('flush() while a retry waits: answered at once (the retry brings the pass back)', () => {
+    const { t, id } = flying(['u1']);
+    t.fact({ type: 'answer', id, status: 503, redirected: false, quotaLimited: false });
+    t.stored();
+    expect(of(t.fact({ type: 'flush', ask: 1 }), 'done')).toEqual([{ type: 'done', ask: 1 }]);
+  });
+
+  test('flush() while posthog-js is still loading: not answered, nothing listed, until it is loaded', () => {
+    const t = loaded();
+    t.fact({ type: 'record', events: [event], uuids: ['u1'] });
+    t.stored();
+    expect(t.st.transport.state).toBe('loading');
+    expect(of(t.fact({ type: 'flush', ask: 1 }), 'done')).toEqual([]);
+    expect(t.op()).toBeUndefined();
+    t.fact({ type: 'transport', result: 'ready' });
+    expect(t.op()).toEqual({ op: 'list', limit: 100, mark: true });
+  });
+
+  test('flush() while a request flies: nothing listed until it is answered', () => {
+    const { t } = flying(['u1']);
+    t.fact({ type: 'flush', ask: 1 });
+    expect(t.op()).toBeUndefined();
+  });
+
+  test('flush() is not answered while a write or a list it waits on is under way', () => {
+    const t = loaded();
+    t.fact({ type: 'transport', result: 'ready' });
+    t.fact({ type: 'record', events: [event], uuids: ['u1'] });
+    expect(t.op()?.op).toBe('add');
+    expect(of(t.fact({ type: 'flush', ask: 1 }), 'done')).toEqual([]);
+    expect(of(t.stored(), 'done')).toEqual([]);
+    expect(t.op()?.op).toBe('list');
+    expect(of(t.fact({ type: 'tick' }), 'done')).toEqual([]);
+  });
+
+  test('a tab whose writes fail: no mark while its request flies, a retry waits, or posthog-js is not ready; at most a batch marked; it marks once', () => {
+    const s = stranded(['a', 'b', 'c'], { batch: 2 });
+    s.fact({ type: 'flush', ask: 1 });
+    expect(s.op()).toEqual({ op: 'mark', uuids: ['a', 'b'] });
+    expect(s.st.pass).toBe(false);
+    const fx = s.stored();
+    expect(of(fx, 'send')[0]!.batch.map((w) => w.uuid)).toEqual(['a', 'b']);
+    s.fact({ type: 'flush', ask: 2 });
+    expect(s.op()).toBeUndefined(); // its request flies
+    const r = stranded(['a']);
+    r.st.timers.retry = r.now + 5000;
+    r.fact({ type: 'flush', ask: 1 });
+    expect(r.op()).toBeUndefined();
+    const n = stranded(['a']);
+    n.fact({ type: 'transport', result: 'hung' });
+    n.fact({ type: 'flush', ask: 1 });
+    expect(n.op()).toBeUndefined();
+  });
+
+  test('a tab whose writes fail sends only what its mark named, and only if it still may: not once posthog-js failed or the page is off meanwhile', () => {
+    const t = stranded(['a']);
+    t.fact({ type: 'flush', ask: 1 });
+    t.fact({ type: 'record', events: [event], uuids: ['b'] }); // after the mark was asked for
+    expect(of(t.stored(), 'send')[0]!.batch.map((w) => w.uuid)).toEqual(['a']);
+    expect(t.st.outbox.marked).toBe(true);
+    const f = stranded(['a']);
+    f.fact({ type: 'flush', ask: 1 });
+    f.fact({ type: 'transport', result: 'failed' });
+    expect(of(f.stored(), 'send')).toEqual([]);
+    const e = stranded(['a']);
+    e.fact({ type: 'flush', ask: 1 });
+    e.signals.embedderForbids = true;
+    expect(of(e.stored(), 'send')).toEqual([]);
+  });
+
+  test('a tab whose writes fail: when writes work again, what its request carries is not written again; once sent, nothing of it is left to remove', () => {
+    const t = stranded(['a']);
+    t.fact({ type: 'flush', ask: 1 });
+    const id = of(t.stored(), 'send')[0]!.id;
+    t.fact({ type: 'record', events: [event], uuids: ['b'] });
+    t.fact({ type: 'tick' }, t.st.timers.storage! - t.now);
+    expect(t.op()).toEqual({ op: 'add', entries: [expect.objectContaining({ uuid: 'b' })] });
+    t.fact({ type: 'answer', id, status: 200, redirected: false, quotaLimited: false });
+    expect(t.st.outbox.ended.get('a')).toBe(true);
+    expect(t.st.outbox.unwritten.map((e) => e.uuid)).toEqual([]);
+  });
+
+  test('a write that fails: said in at most 200 characters, and said when it has no text; what ended meanwhile is not taken back', () => {
+    const t = loaded({}, false);
+    t.fact({ type: 'record', events: [event, event], uuids: ['a', 'b'] });
+    t.stored({ ok: false, error: 'e'.repeat(300) } as never);
+    expect(t.st.outbox.stranded).toBe(`IndexedDB write failed: ${'e'.repeat(200)}`);
+    const u = loaded({}, false);
+    u.fact({ type: 'record', events: [event, event], uuids: ['a', 'b'] });
+    u.fact({ type: 'set-choice', enabled: false, ask: 1 }); // ends a and b while their write is under way
+    u.stored({ ok: false } as never);
+    expect(u.st.outbox.stranded).toBe('IndexedDB write failed: unknown');
+    expect(u.st.outbox.unwritten).toEqual([]);
+  });
+
+  test('a metadata change is stored under no journal id (only a cut is applied once by id)', () => {
+    const t = loaded();
+    t.fact({ type: 'set-metadata', metadata: { a: 1 }, ask: 1 });
+    expect(t.op()).toEqual({ op: 'change', change: { metadata: { a: 1 } } });
+  });
+
+  test('shutdown(): an idle tab lets go of no lock; a waiting shutdown still wakes at its deadline; a closed one wakes never', () => {
+    const t = loaded({}, false);
+    t.fact({ type: 'set-choice', enabled: false, ask: 1 });
+    while (t.st.io) t.stored({ entries: [] }); // stored, then what it swept
+    expect(t.st.lead).toBe('idle');
+    expect(of(t.fact({ type: 'shutdown', ask: 2 }), 'lead')).toEqual([]);
+    expect(t.st.page).toBe('closed');
+    const { t: l } = flying(['u1']);
+    l.fact({ type: 'shutdown', ask: 1 });
+    expect(l.wakes).toEqual([l.now + 3000]);
+    const fx = l.fact({ type: 'tick' }, 3000);
+    expect(of(fx, 'lead')).toEqual([{ type: 'lead', lead: false }]);
+    expect(l.wakes).toEqual([undefined]);
+  });
+
+  test('shutdown() waits for an opt-out not stored yet (its storage backing off), at most 3 s', () => {
+    const t = loaded();
+    t.fact({ type: 'set-choice', enabled: false, ask: 1 });
+    t.stored({ ok: false, error: 'x' } as never);
+    t.fact({ type: 'shutdown', ask: 2 });
+    expect(t.st.page).not.toBe('closed');
+    t.fact({ type: 'tick' }, 3000);
+    expect(t.st.page).toBe('closed');
+  });
+});
+
+describe('consent, at its edges', () => {
+  test('storage unreadable stays unreadable when a message comes (not "loading"): the next read that works says', () => {
+    const t = tab();
+    t.fact({ type: 'start' });
+    t.stored({ ok: false, error: 'x' } as never);
+    t.fact({ type: 'heard', change: 'metadata', choice: 'enabled' });
+    expect(t.st.consent.told.reason).toBe('storage-unavailable');
+  });
+
+  test('an opt-out merged into a metadata change waiting behind another write cuts once, in memory now', () => {
+    const t = loaded();
+    t.fact({ type: 'set-metadata', metadata: { a: 1 }, ask: 1 }); // under way
+    t.fact({ type: 'set-metadata', metadata: { b: 1 }, ask: 2 }); // waits
+    t.fact({ type: 'set-choice', enabled: false, ask: 3 }); // merged into the waiting one
+    expect(t.st.changes).toHaveLength(2);
+    expect(t.st.consent.config.cut).toBe(1);
+  });
+
+  test('heard: an opt-out announced without emptying (a superseded opt-in\'s write failed) still ends what this tab holds', () => {
+    const t = loaded();
+    t.fact({ type: 'heard', change: 'metadata', choice: 'enabled' }); // a read under way: the next write waits
+    t.fact({ type: 'record', events: [event], uuids: ['u1'] });
+    expect(audits(t.fact({ type: 'heard', change: 'choice', choice: 'disabled' }))).toEqual(['dropped: user-opted-out']);
+  });
+
+  test('heard: an opt-out while only metadata of ours waits: nothing superseded', () => {
+    const t = loaded();
+    t.fact({ type: 'set-metadata', metadata: { a: 1 }, ask: 1 });
+    t.fact({ type: 'heard', change: 'choice', choice: 'disabled', emptied: true });
+    expect(t.st.changes.map((ch) => ch.choice)).toEqual([undefined]);
+  });
+
+  test('heard: metadata (announced with the choice "enabled") does not lift an opt-out heard before it', () => {
+    const t = loaded();
+    t.fact({ type: 'heard', change: 'choice', choice: 'disabled', emptied: true });
+    t.fact({ type: 'heard', change: 'metadata', choice: 'enabled' });
+    while (t.st.io) t.stored({ config: CONFIG, entries: [] });
+    expect(t.st.consent.told.enabled).toBe(false);
+  });
+
+  test('our own metadata or clear stored does not lift an opt-out heard before it (only a choice of ours does)', () => {
+    const t = loaded();
+    t.fact({ type: 'heard', change: 'choice', choice: 'disabled', emptied: true });
+    t.fact({ type: 'set-metadata', metadata: { a: 1 }, ask: 1 });
+    while (t.st.io) t.stored({ config: CONFIG, entries: [] });
+    expect(t.st.consent.told.enabled).toBe(false);
+  });
+
+  test('an opt-in made before the first read comes after the opt-out that read finds: not superseded', () => {
+    const t = tab();
+    t.fact({ type: 'start' });
+    t.fact({ type: 'set-choice', enabled: true, ask: 1 });
+    t.stored({ config: { ...CONFIG, choice: 'disabled', cut: 2 } });
+    expect(t.st.changes.map((ch) => ch.choice)).toEqual(['enabled']);
+    expect(t.st.changes[0]!.base).toBe(2);
+  });
+
+  test('an opt-in waiting while a clear elsewhere is read (not an opt-out): not superseded', () => {
+    const t = loaded();
+    t.fact({ type: 'set-metadata', metadata: { a: 1 }, ask: 1 });
+    t.fact({ type: 'set-choice', enabled: true, ask: 2 });
+    t.stored({ config: { ...CONFIG, cut: 1 } });
+    expect(t.st.changes.map((ch) => ch.choice)).toEqual(['enabled']);
+  });
+
+  test('a read showing a later cut stops a request carrying what came before it, not what came under it', () => {
+    const { t, id } = flying(['u1']);
+    t.st.outbox.known.set('k', entry('k', { cut: 1 })); // stored under that cut (another tab's, listed)
+    t.fact({ type: 'heard', change: 'metadata', choice: 'enabled' });
+    const fx = t.stored({ config: { ...CONFIG, cut: 1 } });
+    expect(of(fx, 'abort')).toEqual([{ type: 'abort', id }]);
+    expect(t.st.outbox.known.has('k')).toBe(true);
+    const later = loaded({ cut: 1 });
+    later.fact({ type: 'transport', result: 'ready' });
+    later.fact({ type: 'tick' }, 2000);
+    later.stored({ entries: [entry('u1', { cut: 1 }), entry('u2', { cut: 1 })], more: false, config: { ...CONFIG, cut: 1 } });
+    later.fact({ type: 'heard', change: 'metadata', choice: 'enabled' });
+    expect(of(later.stored({ config: { ...CONFIG, cut: 1 } }), 'abort')).toEqual([]);
+  });
+
+  test('a request carrying what came before and after a cut read now is stopped', () => {
+    const t = loaded();
+    t.fact({ type: 'transport', result: 'ready' });
+    t.fact({ type: 'tick' }, 2000);
+    const id = of(t.stored({ entries: [entry('u1', { cut: 1 }), entry('u0', { cut: 0 })], config: { ...CONFIG, cut: 0 } }), 'send')[0]!.id;
+    t.fact({ type: 'heard', change: 'metadata', choice: 'enabled' });
+    expect(of(t.stored({ config: { ...CONFIG, cut: 1 } }), 'abort')).toEqual([{ type: 'abort', id }]);
+  });
+
+  test('the delivering tab\'s own change stored (no re-read held) arms no flush window; a follower\'s held re-read arms none either', () => {
+    const t = loaded();
+    t.fact({ type: 'tick' }, 2000);
+    t.stored({ entries: [] });
+    t.fact({ type: 'set-metadata', metadata: { a: 1 }, ask: 1 });
+    t.stored();
+    expect(t.st.timers.pass).toBeUndefined();
+    const f = loaded({}, false);
+    f.fact({ type: 'storage-lost' });
+    f.stored();
+    expect(f.st.timers.pass).toBeUndefined();
+  });
+
+  test('a clear stored: what it emptied that no tab was sending has nothing left to remove; metadata stored leaves removals due', () => {
+    const t = loaded();
+    t.fact({ type: 'clear', analyticsId: 'new', ask: 1 });
+    t.stored({ dropped: [entry('s')], flying: [] });
+    expect(t.st.outbox.ended.get('s')).toBe(true);
+    const m = loaded();
+    m.st.outbox.ended.set('x', false);
+    m.fact({ type: 'set-metadata', metadata: { a: 1 }, ask: 1 });
+    m.stored();
+    expect(m.op()).toEqual({ op: 'remove', uuids: ['x'], unmark: true });
+  });
+
+  test('a read whose others fly, with no opt-out waiting, arms no timer', () => {
+    const t = loaded();
+    t.fact({ type: 'heard', change: 'metadata', choice: 'enabled' });
+    t.stored({ othersFlying: true });
+    expect(t.st.timers.settle).toBeUndefined();
+  });
+
+  test('the site data cleared: the cut stored for it answers no host call, under an id of its own', () => {
+    const t = loaded();
+    t.fact({ type: 'set-metadata', metadata: { a: 1 }, ask: 1 });
+    t.stored();
+    const last = t.st.ids;
+    t.fact({ type: 'heard', change: 'metadata', choice: 'enabled' });
+    t.stored({ created: true });
+    expect(t.st.changes[0]!.id).toBeGreaterThan(last);
+    expect(of(t.stored(), 'done')).toEqual([]);
+  });
+
+  test('an opt-out with no cut (one that supersedes an opt-in) whose write fails is still announced', () => {
+    const t = loaded();
+    t.fact({ type: 'set-choice', enabled: true, ask: 1 }); // under way
+    t.fact({ type: 'heard', change: 'choice', choice: 'disabled', emptied: true });
+    t.stored(); // the opt-in stored; the opt-out that supersedes it next
+    expect(t.op()).toMatchObject({ op: 'change', change: { choice: 'disabled' } });
+    expect(of(t.stored({ ok: false, error: 'x' } as never), 'announce')).toEqual([{ type: 'announce', change: 'choice', choice: 'disabled' }]);
+  });
+
+  test('the site data cleared, and the cut that follows cannot be stored: announced as a clear', () => {
+    const t = loaded();
+    t.fact({ type: 'heard', change: 'metadata', choice: 'enabled' });
+    t.stored({ created: true });
+    expect(of(t.stored({ ok: false, error: 'x' } as never), 'announce')).toEqual([{ type: 'announce', change: 'clear', choice: 'unset', emptied: true }]);
+  });
+
+  test('closing with an opt-out being stored and an opt-in after it: the opt-out is announced as one', () => {
+    const t = loaded();
+    t.fact({ type: 'set-choice', enabled: false, ask: 1 });
+    t.fact({ type: 'set-choice', enabled: true, ask: 2 });
+    expect(of(t.fact({ type: 'page', page: 'closing' }), 'announce')).toEqual([{ type: 'announce', change: 'choice', choice: 'disabled', emptied: true }]);
+  });
+
+  test('a read showing an opt-out made elsewhere (not heard): what this tab has not written yet ends, with the reason', () => {
+    const t = loaded();
+    t.fact({ type: 'heard', change: 'metadata', choice: 'enabled' });
+    t.fact({ type: 'record', events: [event], uuids: ['u1'] }); // waits for the read
+    expect(audits(t.stored({ config: { ...CONFIG, choice: 'disabled', cut: 1 } }))).toEqual(['dropped: user-opted-out']);
+  });
+});
+
+describe('outcomes and delivery, at their edges', () => {
+  test('dropped before ever being stored: nothing to remove (held, recorded after shutdown(), too many held)', () => {
+    const h = tab();
+    h.fact({ type: 'start' });
+    h.fact({ type: 'record', events: [event], uuids: ['held'] });
+    h.fact({ type: 'set-choice', enabled: false, ask: 1 });
+    expect(h.st.outbox.ended.get('held')).toBe(true);
+    const s = loaded();
+    s.fact({ type: 'tick' }, 2000);
+    s.stored({ entries: [] });
+    s.fact({ type: 'set-metadata', metadata: {}, ask: 1 });
+    s.fact({ type: 'shutdown', ask: 2 });
+    s.fact({ type: 'record', events: [event], uuids: ['late'] });
+    expect(s.st.outbox.ended.get('late')).toBe(true);
+    const m = tab();
+    m.fact({ type: 'start' });
+    const uuids = Array.from({ length: 501 }, (_, i) => `u${i}`);
+    m.fact({ type: 'record', events: uuids.map(() => event), uuids });
+    expect(m.st.outbox.ended.get('u500')).toBe(true);
+  });
+
+  test('a clear heard with its cut: a request carrying only what came under it goes on; one carrying both is stopped; what came after waits', () => {
+    const t = loaded();
+    t.fact({ type: 'transport', result: 'ready' });
+    t.fact({ type: 'tick' }, 2000);
+    t.stored({ entries: [entry('a', { cut: 1 })] });
+    t.st.outbox.unwritten.push(entry('w', { cut: 1 }));
+    const fx = t.fact({ type: 'heard', change: 'clear', choice: 'unset', emptied: true, cut: 1 });
+    expect(of(fx, 'abort')).toEqual([]);
+    expect(t.st.outbox.unwritten.map((e) => e.uuid)).toEqual(['w']);
+    const m = loaded();
+    m.fact({ type: 'transport', result: 'ready' });
+    m.fact({ type: 'tick' }, 2000);
+    m.stored({ entries: [entry('a', { cut: 1 }), entry('b', { cut: 0 })] });
+    expect(of(m.fact({ type: 'heard', change: 'clear', choice: 'unset', emptied: true, cut: 1 }), 'abort')).toHaveLength(1);
+  });
+
+  test('held while the choice is read: the clock is judged set only past 1 s of drift; without a cut, a set clock ends nothing', () => {
+    const held = (drift: number, config: Partial<StoredConfig>) => {
+      const t = tab();
+      t.fact({ type: 'start' });
+      t.fact({ type: 'record', events: [{ ...event, time: WALL + 5000 }], uuids: ['u1'] });
+      t.offset = drift;
+      return audits(t.stored({ config: { ...CONFIG, ...config } }, 2000));
+    };
+    const cut = { cutAt: WALL, cut: 1 }; // made before the event
+    expect(held(0, cut)).toEqual([]);
+    expect(held(1000, cut)).toEqual([]);
+    expect(held(-1000, cut)).toEqual([]);
+    expect(held(1001, cut)).toEqual(['dropped: recorded before the last opt-out or clear']);
+    expect(held(-1001, cut)).toEqual(['dropped: recorded before the last opt-out or clear']);
+    expect(held(-3_600_000, {})).toEqual([]);
+  });
+
+  test('more recorded than the outbox holds while one write waits: the oldest dropped ("full"), never stored', () => {
+    const fill = (n: number) => {
+      const t = loaded();
+      t.fact({ type: 'heard', change: 'metadata', choice: 'enabled' }); // a read under way: the write waits
+      const uuids = Array.from({ length: n }, (_, i) => `u${i}`);
+      return { t, fx: t.fact({ type: 'record', events: uuids.map(() => event), uuids }) };
+    };
+    expect(audits(fill(1000).fx)).toEqual([]);
+    const { t, fx } = fill(1001);
+    expect(audits(fx)).toEqual(['dropped: outbox full: the oldest waiting events are dropped']);
+    expect(t.st.outbox.ended.get('u0')).toBe(true);
+  });
+
+  test('a list: an expired entry is dropped and removed; over quota, dropped as quota-limited; nothing left, no request', () => {
+    const t = loaded();
+    t.fact({ type: 'transport', result: 'ready' });
+    t.fact({ type: 'tick' }, 2000);
+    const fx = t.stored({ entries: [entry('old', { at: WALL - 8 * 86_400_000, queuedAt: WALL - 8 * 86_400_000 })] });
+    expect(of(fx, 'send')).toEqual([]);
+    expect(t.op()).toEqual({ op: 'remove', uuids: ['old'], unmark: true });
+    const q = loaded();
+    q.fact({ type: 'transport', result: 'ready' });
+    q.st.timers.quota = q.now + 60_000;
+    q.fact({ type: 'tick' }, 2000);
+    expect(audits(q.stored({ entries: [entry('q')] }))).toEqual(['dropped: quota-limited: the endpoint said the project is over its quota (for a minute)']);
+  });
+
+  test('a list: without entries marks nothing; another tab\'s wait of exactly 5 minutes is kept', () => {
+    const t = loaded();
+    t.fact({ type: 'tick' }, 2000);
+    t.stored({ entries: undefined });
+    expect(t.st.outbox.marked).toBe(false);
+    const w = loaded();
+    w.fact({ type: 'tick' }, 2000);
+    w.stored({ entries: [], notBefore: WALL + w.now + 300_000 });
+    expect(w.st.timers.retry).toBe(w.now + 300_000);
+  });
+
+  test('a list with more after it: all of it ending already — the next window, not again at once; something new — again once answered', () => {
+    const t = loaded();
+    t.fact({ type: 'transport', result: 'ready' });
+    t.st.outbox.ended.set('e', false);
+    t.st.outbox.ended.set('e2', false);
+    t.fact({ type: 'tick' }, 2000);
+    while (t.op()?.op === 'remove') t.stored();
+    t.st.outbox.ended.set('e', true);
+    expect(t.op()?.op).toBe('list');
+    t.stored({ entries: [entry('e')], more: true });
+    expect(t.op()?.op).toBe('remove');
+    t.stored();
+    expect(t.op()).toBeUndefined();
+    expect(t.st.timers.pass).toBe(t.now + 2000);
+    const n = loaded();
+    n.fact({ type: 'transport', result: 'ready' });
+    n.fact({ type: 'tick' }, 2000);
+    const id = of(n.stored({ entries: [entry('a')], more: true }), 'send')[0]!.id;
+    n.fact({ type: 'answer', id, status: 200, redirected: false, quotaLimited: false });
+    n.stored(); // the removal
+    expect(n.op()).toEqual({ op: 'list', limit: 100, mark: true });
+  });
+
+  test('a sweep with more after it: again at once while it drops; with all of it ending already, the next window', () => {
+    const t = tab();
+    t.fact({ type: 'start' });
+    t.stored({ config: { ...CONFIG, choice: 'disabled' } });
+    t.stored({ entries: [entry('a')], more: true });
+    expect(t.op()).toEqual({ op: 'remove', uuids: ['a'], unmark: true });
+    t.stored();
+    expect(t.op()).toEqual({ op: 'list', limit: 100, mark: false });
+    t.st.outbox.ended.set('a', true);
+    t.stored({ entries: [entry('a')], more: true }); // a late copy of what ended: removed again, nothing new
+    t.stored();
+    expect(t.op()).toBeUndefined();
+  });
+
+  test('a list answered while storage is read again (holding): nothing sent; listed again at once once read', () => {
+    const t = loaded();
+    t.fact({ type: 'transport', result: 'ready' });
+    t.fact({ type: 'tick' }, 2000);
+    t.fact({ type: 'storage-lost' });
+    expect(of(t.stored({ entries: [entry('a')] }), 'send')).toEqual([]);
+    t.stored(); // the read
+    while (t.op()?.op === 'remove') t.stored(); // its mark let go
+    expect(t.op()).toEqual({ op: 'list', limit: 100, mark: true });
+  });
+
+  test('storage ops and requests are numbered in one increasing sequence', () => {
+    const t = loaded();
+    t.fact({ type: 'transport', result: 'ready' });
+    const ids: number[] = [];
+    const note = (fx: Effect[]) => fx.forEach((e) => (e.type === 'storage' || e.type === 'send') && ids.push(e.id));
+    note(t.fact({ type: 'tick' }, 2000));
+    const fx = t.stored({ entries: [entry('a')] });
+    note(fx);
+    note(t.fact({ type: 'record', events: [event], uuids: ['b'] }));
+    note(t.stored());
+    note(t.fact({ type: 'answer', id: of(fx, 'send')[0]!.id, status: 200, redirected: false, quotaLimited: false }));
+    expect(ids.length).toBeGreaterThanOrEqual(4);
+    expect(ids).toEqual([...ids].sort((a, b) => a - b));
+    expect(new Set(ids).size).toBe(ids.length);
+  });
+
+  test('attempts are counted for 2200 events at most: the oldest forgotten first, those just sent kept', () => {
+    const t = loaded();
+    for (let i = 0; i < 2200; i++) t.st.outbox.attempts.set(`o${i}`, 1);
+    t.fact({ type: 'transport', result: 'ready' });
+    t.fact({ type: 'tick' }, 2000);
+    t.stored({ entries: [entry('a')] });
+    expect(t.st.outbox.attempts.size).toBe(2200);
+    expect(t.st.outbox.attempts.get('a')).toBe(1);
+    expect(t.st.outbox.attempts.has('o0')).toBe(false);
+    expect(t.st.outbox.attempts.has('o1')).toBe(true);
+  });
+
+  test('closing: what was held through a re-read is journaled as early; never read, nothing held is journaled; what ended in a write under way is not journaled', () => {
+    const t = loaded();
+    t.fact({ type: 'page', page: 'restored' }); // reads again, holding
+    t.fact({ type: 'record', events: [event], uuids: ['h'] });
+    expect(of(t.fact({ type: 'page', page: 'closing' }), 'journal')[0]!.entries).toEqual([expect.objectContaining({ uuid: 'h', early: true })]);
+    const n = tab();
+    n.fact({ type: 'start' });
+    n.fact({ type: 'record', events: [event], uuids: ['h'] });
+    expect(of(n.fact({ type: 'page', page: 'closing' }), 'journal')[0]!.entries).toEqual([]);
+    const w = loaded();
+    w.fact({ type: 'record', events: [event], uuids: ['w'] });
+    expect(w.op()?.op).toBe('add');
+    w.fact({ type: 'set-choice', enabled: false, ask: 1 });
+    expect(of(w.fact({ type: 'page', page: 'closing' }), 'journal')[0]!.entries).toEqual([]);
+  });
+
+  test('a cut journaled keeps only what must survive: a clear its new id, an opt-out its choice; never an opt-in', () => {
+    const t = loaded();
+    t.fact({ type: 'heard', change: 'metadata', choice: 'enabled' }); // a read under way: the changes wait
+    t.fact({ type: 'clear', analyticsId: 'new', ask: 1 });
+    expect(of(t.fact({ type: 'page', page: 'closing' }), 'journal')[0]!.changes.map((c) => c.change)).toStrictEqual([{ cutAt: WALL + t.now, analyticsId: 'new' }]);
+    const o = loaded();
+    o.fact({ type: 'heard', change: 'metadata', choice: 'enabled' });
+    o.fact({ type: 'set-choice', enabled: false, ask: 1 });
+    o.fact({ type: 'set-choice', enabled: true, ask: 2 }); // merged: an opt-in with the opt-out's cut
+    expect(of(o.fact({ type: 'page', page: 'closing' }), 'journal')[0]!.changes.map((c) => c.change)).toStrictEqual([{ cutAt: WALL + o.now }]);
   });
 });
