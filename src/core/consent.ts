@@ -112,7 +112,10 @@ export function onHeard(c: Step, h: Announce): void {
     // An opt-in of ours not yet stored does not undo it: it is stored as an opt-out instead.
     if (c.st.changes.some((ch) => ch.choice === 'enabled')) supersede(c);
   } else if (h.change === 'choice' && h.choice === 'enabled') consent.heardOff = false;
-  if (ends) endAll(c, h.change === 'clear' ? 'cleared' : 'user-opted-out', h);
+  // What came after it is told apart by the cut it made — unless a cut of ours is not stored yet:
+  // what we stamped since is numbered by a guess that its cut may have taken (found by the model).
+  const guessed = c.st.changes.some((ch) => ch.cutAt !== undefined);
+  if (ends) endAll(c, h.change === 'clear' ? 'cleared' : 'user-opted-out', guessed ? {} : h);
   reread(c, ends);
 }
 

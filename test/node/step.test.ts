@@ -1595,6 +1595,15 @@ describe('the step, at its edges', () => {
 });
 
 describe('consent, at its edges', () => {
+  test('heard another tab\'s cut while a cut of ours is not stored: everything ends, even what we stamped after ours (its number was a guess the other cut may have taken)', () => {
+    const t = loaded();
+    t.fact({ type: 'heard', change: 'metadata', choice: 'enabled' }); // a read under way: our change waits
+    t.fact({ type: 'clear', analyticsId: 'new', ask: 1 });
+    t.fact({ type: 'record', events: [event], uuids: ['u1'] });
+    expect(t.st.outbox.known.get('u1')?.cut).toBe(1);
+    expect(audits(t.fact({ type: 'heard', change: 'clear', choice: 'unset', emptied: true, cut: 1 }))).toEqual(['dropped: cleared']);
+  });
+
   test('storage unreadable stays unreadable when a message comes (not "loading"): the next read that works says', () => {
     const t = tab();
     t.fact({ type: 'start' });
