@@ -1792,9 +1792,10 @@ describe('outcomes and delivery, at their edges', () => {
     t.fact({ type: 'transport', result: 'ready' });
     t.fact({ type: 'tick' }, 2000);
     t.stored({ entries: [entry('a', { cut: 1 })] });
-    t.st.outbox.unwritten.push(entry('w', { cut: 1 }));
+    t.st.outbox.unwritten.push(entry('v', { cut: 0 }), entry('w', { cut: 1 }));
     const fx = t.fact({ type: 'heard', change: 'clear', choice: 'unset', emptied: true, cut: 1 });
     expect(of(fx, 'abort')).toEqual([]);
+    expect(of(fx, 'audit').map((a) => a.entry.uuid)).toEqual(['v']);
     expect(t.st.outbox.unwritten.map((e) => e.uuid)).toEqual(['w']);
     const m = loaded();
     m.fact({ type: 'transport', result: 'ready' });
@@ -1807,7 +1808,7 @@ describe('outcomes and delivery, at their edges', () => {
     const held = (drift: number, config: Partial<StoredConfig>) => {
       const t = tab();
       t.fact({ type: 'start' });
-      t.fact({ type: 'record', events: [{ ...event, time: WALL + 5000 }], uuids: ['u1'] });
+      t.fact({ type: 'record', events: [{ ...event, time: WALL + 5000 }], uuids: ['u1'] }, 5000);
       t.offset = drift;
       return audits(t.stored({ config: { ...CONFIG, ...config } }, 2000));
     };
