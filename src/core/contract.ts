@@ -29,6 +29,12 @@ export * from './names.js';
 
 /** A tab's mark lasts this long at most (a crashed tab's mark expires). */
 export const MARK_MS = 45_000;
+/**
+ * A request starts only this soon after the op that marks it was asked for, so that the mark
+ * (dated when written, later still) outlives the request's start (1 s) and its longest wait (the
+ * shell's 30 s timeout). An answer later than that (a frozen or busy tab) is not sent on.
+ */
+export const MARK_SEND_MS = 10_000;
 /** A stored not-before further ahead than this was written by a clock since set back: not trusted. */
 export const NOT_BEFORE_MAX_MS = 300_000;
 /** Bounds of the outbox (all tabs together); past them the oldest go, each with a reason. */

@@ -186,7 +186,7 @@ function whyNot(c: Step, e: OutboxEntry): string | undefined {
 }
 
 /** A list of the shared outbox came back: judge it (by the config read with it), and send the oldest. */
-export function onListed(c: Step, op: StorageOp & { op: 'list' }, r: StorageResult): void {
+export function onListed(c: Step, op: StorageOp & { op: 'list' }, r: StorageResult, inTime: boolean): void {
   const { st } = c;
   notKept(c, r);
   const entries = r.entries ?? [];
@@ -211,8 +211,8 @@ export function onListed(c: Step, op: StorageOp & { op: 'list' }, r: StorageResu
   }
   for (const e of ready) st.outbox.known.set(e.uuid, e);
   if (st.flight || st.timers.retry !== undefined) return;
-  if (st.transport.state === 'ready') send(c, ready);
-  else if (ready.length) st.pass ||= 'due'; // once posthog-js is loaded
+  if (st.transport.state === 'ready' && inTime) send(c, ready);
+  else if (ready.length) st.pass ||= 'due'; // once posthog-js is loaded; or marked again (this answer came too late)
 }
 
 /** One request, the gate asked in this very step. */
@@ -269,12 +269,13 @@ function retryLater(c: Step, a: { status: number; redirected: boolean; error?: s
  * What only this tab holds, when its writes fail: it sends that itself, once storage has its mark
  * (so that an opt-out elsewhere waits for the request); what its mark names, judged again now.
  */
-export function onMarked(c: Step, op: StorageOp & { op: 'mark' }): void {
+export function onMarked(c: Step, op: StorageOp & { op: 'mark' }, inTime: boolean): void {
   const { st } = c;
   st.outbox.marked = true;
   const named = new Set(op.uuids);
   const entries = st.outbox.unwritten.filter((e) => named.has(e.uuid));
-  if (delivers(c) && !st.flight && st.timers.retry === undefined && st.transport.state === 'ready') send(c, judge(c, entries));
+  if (!inTime) st.pass ||= 'due'; // marked again: this answer came too late for its mark to outlive a request
+  else if (delivers(c) && !st.flight && st.timers.retry === undefined && st.transport.state === 'ready') send(c, judge(c, entries));
 }
 
 // ---- leaving -------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@
 // `state` is owned by the caller and updated in place (copying it per event would cost the hot path).
 import { userSaidNo } from '../3-consent-gate.js';
 import type { Signals } from '../signals.js';
-import type { StorageOp } from './contract.js';
+import { MARK_SEND_MS, type StorageOp } from './contract.js';
 import { adopt, answerSettled, gate, notifyChange, onClear, onHeard, onSetChoice, onSetMetadata, readFailed, reread, storageBackoff } from './consent.js';
 import { addFailed, delivers, forgetStored, inGrace, journalId, journaledCuts, judge, leaving, live, notKept, onAdded, onAnswer, onListed, onMarked, onRecord, release, writing } from './delivery.js';
 import { abortFlight, dropHeld } from './outcomes.js';
@@ -112,14 +112,15 @@ function onWrote(c: Step, flush: boolean): void {
 
 function onStored(c: Step, f: Fact & { type: 'stored' }): void {
   const { st } = c;
+  const inTime = st.io?.id !== f.id || c.now - st.io.at <= MARK_SEND_MS; // its mark outlives a request started now
   if (st.io?.id === f.id) st.io = undefined;
   if (!f.result.ok) return storageFailed(c, f.op, f.result.error);
   adopt(c, f.op, f.id, f.result);
   if (f.op.op === 'read') notKept(c, f.result);
   if (f.op.op === 'add') onAdded(c, f.result);
-  if (f.op.op === 'list') onListed(c, f.op, f.result);
+  if (f.op.op === 'list') onListed(c, f.op, f.result, inTime);
   if (f.op.op === 'remove') onRemoved(c, f.op);
-  if (f.op.op === 'mark') onMarked(c, f.op);
+  if (f.op.op === 'mark') onMarked(c, f.op, inTime);
 }
 
 function storageFailed(c: Step, op: StorageOp, error: string | undefined): void {
@@ -252,7 +253,7 @@ function passSettle(c: Step): void {
 function issue(c: Step, op: StorageOp | undefined): void {
   if (!op) return;
   const id = ++c.st.ids;
-  c.st.io = { id, op };
+  c.st.io = { id, op, at: c.now };
   c.fx.push({ type: 'storage', id, op });
 }
 

@@ -20,7 +20,7 @@
 //                its way that carries what was recorded before it — or 3 s after it was stored.
 import { expect } from 'vitest';
 import type { Valid } from '../../src/2-validate';
-import { expired, MARK_MS, type OutboxEntry, type StorageOp, type StorageResult } from '../../src/core/contract';
+import { expired, MARK_MS, MARK_SEND_MS, type OutboxEntry, type StorageOp, type StorageResult } from '../../src/core/contract';
 import { gate, initialState, step } from '../../src/core/step';
 import type { Effect, Fact, Input, State } from '../../src/core/types';
 import { ContractStore } from './storage';
@@ -283,15 +283,15 @@ function settled(w: World, tab: Tab, ask: number): void {
 
 /**
  * Known limits, exempted from I8: the opt-out does not wait for a request whose mark is gone
- * without its tab (marks are written within a second before a request starts) — the site's data
+ * without its tab (marks are written at most MARK_SEND_MS before a request starts) — the site's data
  * was cleared while it flew, or the wall clock (marks are dated on it: tabs share no other) was
  * set forward past its expiry since its mark was written (set back, then forward again, counts).
  * The flying tab still aborts it when it hears the opt-out.
  */
 function markLost(w: World, t: Tab, r: Req): boolean {
   const mark = w.store.marks.get(t.sid);
-  const clockSet = !(mark && mark.until > wall(w)) && w.mono - r.at < MARK_MS - 1000 && w.forwardAt >= r.at - 1000;
-  return clockSet || w.wipedAt >= r.at - 1000;
+  const clockSet = !(mark && mark.until > wall(w)) && w.mono - r.at < MARK_MS - MARK_SEND_MS && w.forwardAt >= r.at - MARK_SEND_MS;
+  return clockSet || w.wipedAt >= r.at - MARK_SEND_MS;
 }
 
 function receive(w: World, uuid: string): void {

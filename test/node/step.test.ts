@@ -1521,6 +1521,21 @@ describe('the step, at its edges', () => {
     expect(n.op()).toBeUndefined();
   });
 
+  test('a list or a mark answered more than 10 s after it was asked for (a frozen or busy tab): nothing sent on it; marked again at once', () => {
+    const t = loaded();
+    t.fact({ type: 'transport', result: 'ready' });
+    t.fact({ type: 'tick' }, 2000);
+    expect(of(t.stored({ entries: [entry('a')] }, 10_001), 'send')).toEqual([]);
+    while (t.op()?.op === 'remove') t.stored(); // its mark let go
+    expect(t.op()).toEqual({ op: 'list', limit: 100, mark: true });
+    expect(of(t.stored({ entries: [entry('a')] }, 10_000), 'send')).toHaveLength(1);
+    const s = stranded(['a']);
+    s.fact({ type: 'flush', ask: 1 });
+    expect(of(s.stored({}, 10_001), 'send')).toEqual([]);
+    expect(s.op()).toEqual({ op: 'mark', uuids: ['a'] });
+    expect(of(s.stored(), 'send')).toHaveLength(1);
+  });
+
   test('a tab whose writes fail sends only what its mark named, and only if it still may: not once posthog-js failed or the page is off meanwhile', () => {
     const t = stranded(['a']);
     t.fact({ type: 'flush', ask: 1 });
