@@ -163,7 +163,7 @@ function stored(c: Step, r: StorageResult): void {
   }
   if (emptied) for (const uuid of st.outbox.ended.keys()) st.outbox.ended.set(uuid, true); // emptied: nothing of before is left to remove
   // "Off" means nothing recorded before it arrives after the host is told: wait (bounded) for other tabs' requests.
-  if (emptied && r.othersFlying) {
+  if (emptied && r.othersFlying && done.asks.length) {
     st.asks.settle.push(...done.asks);
     st.timers.settleBy ??= c.now + SETTLE_MS;
   } else for (const ask of done.asks) fx.push({ type: 'done', ask });

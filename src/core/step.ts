@@ -76,7 +76,7 @@ function handle(c: Step, f: Fact): void {
     case 'online': return onOnline(c);
     case 'storage-lost': return onStorageLost(c, f.upgraded === true);
     default:
-      return; // start, tick: what they bring is in settle()
+      return void (f.type satisfies 'start' | 'tick'); // what they bring is in settle()
   }
 }
 
@@ -112,8 +112,10 @@ function onWrote(c: Step, flush: boolean): void {
 
 function onStored(c: Step, f: Fact & { type: 'stored' }): void {
   const { st } = c;
-  const inTime = st.io?.id !== f.id || c.now - st.io.at <= MARK_SEND_MS; // its mark outlives a request started now
-  if (st.io?.id === f.id) st.io = undefined;
+  const io = st.io?.id === f.id ? st.io : undefined;
+  st.io = io ? undefined : st.io;
+  // Its mark outlives a request started now (by both clocks: a sleeping machine stops the monotonic one).
+  const inTime = io !== undefined && c.now - io.at <= MARK_SEND_MS && c.wall - io.wall >= 0 && c.wall - io.wall <= MARK_SEND_MS;
   if (!f.result.ok) return storageFailed(c, f.op, f.result.error);
   adopt(c, f.op, f.id, f.result);
   if (f.op.op === 'read') notKept(c, f.result);
@@ -149,10 +151,10 @@ function onLead(c: Step, leading: boolean): void {
   st.lead = leading ? 'leading' : 'following';
   if (leading && was !== 'leading') st.timers.pass ??= c.now + st.s.intervalMs; // what earlier pages left goes in the next window
   if (leading) return;
-  // Written while it asked: now the delivering tab's, which is told (to send now, if its host asked and nothing else is to write).
+  // Written while it asked: now the delivering tab's, which is told (to send now, if its host asked).
   if (!forgetStored(st) || was !== 'asking') return;
-  const flush = st.pass === 'asked' && !st.outbox.unwritten.length && !writing(st).length;
-  if (flush) st.pass = false;
+  const flush = st.pass === 'asked';
+  if (flush && !st.outbox.unwritten.length && !writing(st).length) st.pass = false; // nothing of its own left to write or send
   c.fx.push({ type: 'wrote', flush });
 }
 
@@ -253,7 +255,7 @@ function passSettle(c: Step): void {
 function issue(c: Step, op: StorageOp | undefined): void {
   if (!op) return;
   const id = ++c.st.ids;
-  c.st.io = { id, op, at: c.now };
+  c.st.io = { id, op, at: c.now, wall: c.wall };
   c.fx.push({ type: 'storage', id, op });
 }
 

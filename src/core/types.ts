@@ -212,8 +212,8 @@ export interface State {
   lead: Lead;
   timers: Timers;
   outbox: OutboxView;
-  /** The storage op under way (one at a time), and when it was asked for (monotonic). */
-  io?: { id: number; op: StorageOp; at: number };
+  /** The storage op under way (one at a time), and when it was asked for (monotonic, and wall: a sleeping machine stops the first). */
+  io?: { id: number; op: StorageOp; at: number; wall: number };
   storageFailures: number;
   flight?: Flight;
   transport: TransportState;

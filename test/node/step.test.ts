@@ -1536,6 +1536,28 @@ describe('the step, at its edges', () => {
     expect(of(s.stored(), 'send')).toHaveLength(1);
   });
 
+  test('a list answered at once by the monotonic clock but an hour later by the wall clock (the machine slept): nothing sent on it', () => {
+    const t = loaded();
+    t.fact({ type: 'transport', result: 'ready' });
+    t.fact({ type: 'tick' }, 2000);
+    t.offset = 3_600_000;
+    expect(of(t.stored({ entries: [entry('a')] }), 'send')).toEqual([]);
+  });
+
+  test('a follower whose writes fail, asked to flush, following after asking: tells the delivering tab to send now, and still marks its own', () => {
+    const f = tab();
+    f.fact({ type: 'start' });
+    f.fact({ type: 'record', events: [event], uuids: ['stored'] });
+    f.stored();
+    f.stored(); // written while asking
+    f.fact({ type: 'record', events: [event], uuids: ['mine'] });
+    f.stored({ ok: false, error: 'x' } as never); // this write fails: stranded (posthog-js still loading)
+    f.fact({ type: 'flush', ask: 1 });
+    expect(of(f.fact({ type: 'lead', leading: false }), 'wrote')).toEqual([{ type: 'wrote', flush: true }]);
+    f.fact({ type: 'transport', result: 'ready' });
+    expect(f.op()).toEqual({ op: 'mark', uuids: ['mine'] });
+  });
+
   test('a tab whose writes fail sends only what its mark named, and only if it still may: not once posthog-js failed or the page is off meanwhile', () => {
     const t = stranded(['a']);
     t.fact({ type: 'flush', ask: 1 });
@@ -1737,6 +1759,15 @@ describe('consent, at its edges', () => {
     t.fact({ type: 'heard', change: 'metadata', choice: 'enabled' });
     t.stored({ othersFlying: true });
     expect(t.st.timers.settle).toBeUndefined();
+  });
+
+  test('the site data cleared, its cut stored while other tabs fly: no host call waits, so no timer is armed', () => {
+    const t = loaded();
+    t.fact({ type: 'heard', change: 'metadata', choice: 'enabled' });
+    t.stored({ created: true });
+    t.stored({ othersFlying: true });
+    expect(t.st.timers.settle).toBeUndefined();
+    expect(t.st.timers.settleBy).toBeUndefined();
   });
 
   test('the site data cleared: the cut stored for it answers no host call, under an id of its own', () => {
